@@ -1,0 +1,304 @@
+//! The vault's token keys: one wrapping key and one binding key per version.
+//!
+//! Version N is a pair of token objects labelled `gatehouse-wrap-vN` (AES-256,
+//! wrap/unwrap only) and `gatehouse-bind-vN` (HMAC-SHA256 generic secret,
+//! sign/verify only), both sensitive and never extractable. The active
+//! version, used for new seals and rewraps, is the highest complete pair.
+
+use std::collections::BTreeMap;
+
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+
+use crate::error::{Result, VaultError};
+
+const WRAP_PREFIX: &str = "gatehouse-wrap-v";
+const BIND_PREFIX: &str = "gatehouse-bind-v";
+const KEY_LEN: u64 = 32;
+
+/// Which half of a key version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRole {
+    Wrap,
+    Bind,
+}
+
+impl KeyRole {
+    pub(crate) fn label(self, version: u32) -> String {
+        match self {
+            KeyRole::Wrap => format!("{WRAP_PREFIX}{version}"),
+            KeyRole::Bind => format!("{BIND_PREFIX}{version}"),
+        }
+    }
+
+    fn parse_label(label: &str) -> Option<(KeyRole, u32)> {
+        let (role, number) = if let Some(number) = label.strip_prefix(WRAP_PREFIX) {
+            (KeyRole::Wrap, number)
+        } else {
+            (KeyRole::Bind, label.strip_prefix(BIND_PREFIX)?)
+        };
+        let version: u32 = number.parse().ok()?;
+        (version > 0 && number == version.to_string()).then_some((role, version))
+    }
+}
+
+/// The two token keys of one version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyPair {
+    pub wrap: ObjectHandle,
+    pub bind: ObjectHandle,
+}
+
+/// Handles of every gatehouse key on the token, by version.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct KeyRing {
+    pairs: BTreeMap<u32, KeyPair>,
+    /// Versions with only one of their two keys: reported, never used.
+    incomplete: Vec<u32>,
+    highest_seen: u32,
+}
+
+impl KeyRing {
+    /// Read every gatehouse key's handle from the token.
+    pub fn scan(session: &Session) -> Result<KeyRing> {
+        let handles = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::Token(true),
+            ])
+            .map_err(VaultError::pkcs11)?;
+        let mut wraps = BTreeMap::new();
+        let mut binds = BTreeMap::new();
+        for handle in handles {
+            let attributes = session
+                .get_attributes(handle, &[AttributeType::Label])
+                .map_err(VaultError::pkcs11)?;
+            let Some(Attribute::Label(label)) = attributes.first() else {
+                continue;
+            };
+            match KeyRole::parse_label(&String::from_utf8_lossy(label)) {
+                Some((KeyRole::Wrap, version)) => wraps.insert(version, handle),
+                Some((KeyRole::Bind, version)) => binds.insert(version, handle),
+                None => None,
+            };
+        }
+        let mut ring = KeyRing::default();
+        for (&version, &wrap) in &wraps {
+            ring.highest_seen = ring.highest_seen.max(version);
+            match binds.get(&version) {
+                Some(&bind) => {
+                    ring.pairs.insert(version, KeyPair { wrap, bind });
+                }
+                None => ring.incomplete.push(version),
+            }
+        }
+        for &version in binds.keys() {
+            ring.highest_seen = ring.highest_seen.max(version);
+            if !wraps.contains_key(&version) {
+                ring.incomplete.push(version);
+            }
+        }
+        ring.incomplete.sort_unstable();
+        Ok(ring)
+    }
+
+    pub fn get(&self, version: u32) -> Option<KeyPair> {
+        self.pairs.get(&version).copied()
+    }
+
+    pub fn active(&self) -> Result<(u32, KeyPair)> {
+        self.pairs
+            .iter()
+            .next_back()
+            .map(|(&version, &pair)| (version, pair))
+            .ok_or(VaultError::NoKeys)
+    }
+
+    pub fn versions(&self) -> impl Iterator<Item = (u32, KeyPair)> + '_ {
+        self.pairs.iter().map(|(&version, &pair)| (version, pair))
+    }
+
+    pub fn incomplete(&self) -> &[u32] {
+        &self.incomplete
+    }
+
+    /// The version a new key pair gets: above every version ever seen, even
+    /// half-made ones, so a label is never reused.
+    pub fn next_version(&self) -> u32 {
+        self.highest_seen + 1
+    }
+
+    pub fn insert(&mut self, version: u32, pair: KeyPair) {
+        self.highest_seen = self.highest_seen.max(version);
+        self.pairs.insert(version, pair);
+    }
+}
+
+/// Generate key version `version` on the token and check what the token made.
+pub(crate) fn generate_pair(session: &Session, version: u32) -> Result<KeyPair> {
+    let wrap = generate_key(session, KeyRole::Wrap, version)?;
+    let bind = match generate_key(session, KeyRole::Bind, version) {
+        Ok(bind) => bind,
+        Err(error) => {
+            let _ = session.destroy_object(wrap);
+            return Err(error);
+        }
+    };
+    Ok(KeyPair { wrap, bind })
+}
+
+fn generate_key(session: &Session, role: KeyRole, version: u32) -> Result<ObjectHandle> {
+    let label = role.label(version).into_bytes();
+    let (mechanism, key_type, wrap, sign) = match role {
+        KeyRole::Wrap => (Mechanism::AesKeyGen, KeyType::AES, true, false),
+        KeyRole::Bind => (
+            Mechanism::GenericSecretKeyGen,
+            KeyType::GENERIC_SECRET,
+            false,
+            true,
+        ),
+    };
+    let template = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(key_type),
+        Attribute::ValueLen(KEY_LEN.into()),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Wrap(wrap),
+        Attribute::Unwrap(wrap),
+        Attribute::Sign(sign),
+        Attribute::Verify(sign),
+        Attribute::Encrypt(false),
+        Attribute::Decrypt(false),
+        Attribute::Derive(false),
+        Attribute::Label(label.clone()),
+        Attribute::Id(label),
+    ];
+    let handle = session
+        .generate_key(&mechanism, &template)
+        .map_err(VaultError::pkcs11)?;
+    let attributes = read_key_attributes(session, handle)?;
+    let as_asked = attributes.sensitive
+        && !attributes.extractable
+        && attributes.never_extractable
+        && attributes.wrap == wrap
+        && attributes.unwrap == wrap
+        && attributes.sign == sign
+        && attributes.verify == sign
+        && !attributes.encrypt
+        && !attributes.decrypt;
+    if !as_asked {
+        let _ = session.destroy_object(handle);
+        return Err(VaultError::KeyPolicyViolated(format!(
+            "{} came back as {attributes}",
+            role.label(version)
+        )));
+    }
+    Ok(handle)
+}
+
+/// What a key's attributes say about how it may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyAttributes {
+    pub sensitive: bool,
+    pub extractable: bool,
+    pub always_sensitive: bool,
+    pub never_extractable: bool,
+    pub wrap: bool,
+    pub unwrap: bool,
+    pub sign: bool,
+    pub verify: bool,
+    pub encrypt: bool,
+    pub decrypt: bool,
+}
+
+impl std::fmt::Display for KeyAttributes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let flag = |on: bool, name: &'static str| if on { name } else { "" };
+        let names: Vec<&str> = [
+            flag(self.sensitive, "sensitive"),
+            flag(self.extractable, "extractable"),
+            flag(self.never_extractable, "never-extractable"),
+            flag(self.wrap, "wrap"),
+            flag(self.unwrap, "unwrap"),
+            flag(self.sign, "sign"),
+            flag(self.verify, "verify"),
+            flag(self.encrypt, "encrypt"),
+            flag(self.decrypt, "decrypt"),
+        ]
+        .into_iter()
+        .filter(|name| !name.is_empty())
+        .collect();
+        write!(f, "[{}]", names.join(" "))
+    }
+}
+
+pub(crate) fn read_key_attributes(
+    session: &Session,
+    handle: ObjectHandle,
+) -> Result<KeyAttributes> {
+    let attributes = session
+        .get_attributes(
+            handle,
+            &[
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::AlwaysSensitive,
+                AttributeType::NeverExtractable,
+                AttributeType::Wrap,
+                AttributeType::Unwrap,
+                AttributeType::Sign,
+                AttributeType::Verify,
+                AttributeType::Encrypt,
+                AttributeType::Decrypt,
+            ],
+        )
+        .map_err(VaultError::pkcs11)?;
+    let mut result = KeyAttributes::default();
+    for attribute in attributes {
+        match attribute {
+            Attribute::Sensitive(on) => result.sensitive = on,
+            Attribute::Extractable(on) => result.extractable = on,
+            Attribute::AlwaysSensitive(on) => result.always_sensitive = on,
+            Attribute::NeverExtractable(on) => result.never_extractable = on,
+            Attribute::Wrap(on) => result.wrap = on,
+            Attribute::Unwrap(on) => result.unwrap = on,
+            Attribute::Sign(on) => result.sign = on,
+            Attribute::Verify(on) => result.verify = on,
+            Attribute::Encrypt(on) => result.encrypt = on,
+            Attribute::Decrypt(on) => result.decrypt = on,
+            _ => {}
+        }
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_round_trip_and_strangers_are_ignored() {
+        assert_eq!(
+            KeyRole::parse_label("gatehouse-wrap-v12"),
+            Some((KeyRole::Wrap, 12))
+        );
+        assert_eq!(
+            KeyRole::parse_label("gatehouse-bind-v1"),
+            Some((KeyRole::Bind, 1))
+        );
+        for stranger in [
+            "gatehouse-wrap-v0",
+            "gatehouse-wrap-v01",
+            "gatehouse-bind-v",
+            "other",
+            "gatehouse-wrap-v-1",
+        ] {
+            assert_eq!(KeyRole::parse_label(stranger), None, "{stranger}");
+        }
+        assert_eq!(KeyRole::Wrap.label(3), "gatehouse-wrap-v3");
+    }
+}
