@@ -22,6 +22,19 @@ pub enum TokenInit {
     AlreadyPresent,
 }
 
+/// Whether the module has a token labelled `label`.
+pub fn token_exists(config: &ModuleConfig, label: &str) -> Result<bool> {
+    let (pkcs11, _, found) = module::with_fresh_context(config, 4, |pkcs11, path| {
+        match module::find_token(pkcs11, path, label) {
+            Ok(_) => Ok(true),
+            Err(VaultError::TokenNotFound { .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    })?;
+    module::finalize(pkcs11);
+    Ok(found)
+}
+
 /// Make sure a token labelled `label` exists: when none does, initialise the
 /// first uninitialised token of the module with the SO PIN and set its user
 /// PIN. An existing token is left alone.
