@@ -3,6 +3,10 @@
 //! Tests use real parts: a SoftHSM token in a temporary directory with its own
 //! configuration, and the project's real binaries run as a person would run
 //! them. Nothing here mocks a token.
+//!
+//! A harness reports trouble by panicking with a message, like the tests it
+//! serves, so `expect` is allowed here.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
