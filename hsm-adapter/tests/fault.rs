@@ -3,6 +3,7 @@
 //!
 //! Its own test binary: it needs a SoftHSM token of its own (SoftHSM reads
 //! its configuration once per process) and moves that token's files away.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests report failure by panicking
 
 use std::path::Path;
 use std::time::{Duration, Instant};

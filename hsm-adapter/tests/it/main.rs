@@ -1,4 +1,5 @@
 //! Integration tests of the seed vault against a real SoftHSM token.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests report failure by panicking
 
 mod concurrency;
 mod pkcs11_tool;
