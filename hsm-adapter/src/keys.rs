@@ -150,6 +150,14 @@ pub(crate) fn generate_pair(session: &Session, version: u32) -> Result<KeyPair> 
 
 fn generate_key(session: &Session, role: KeyRole, version: u32) -> Result<ObjectHandle> {
     let label = role.label(version).into_bytes();
+    // Labels name versions, so a version must never be made twice.
+    if !session
+        .find_objects(&[Attribute::Label(label.clone())])
+        .map_err(VaultError::pkcs11)?
+        .is_empty()
+    {
+        return Err(VaultError::KeyVersionTaken(version));
+    }
     let (mechanism, key_type, wrap, sign) = match role {
         KeyRole::Wrap => (Mechanism::AesKeyGen, KeyType::AES, true, false),
         KeyRole::Bind => (
@@ -197,6 +205,14 @@ fn generate_key(session: &Session, role: KeyRole, version: u32) -> Result<Object
             role.label(version)
         )));
     }
+    // Another process may have made the same version at the same moment.
+    let twins = session
+        .find_objects(&[Attribute::Label(role.label(version).into_bytes())])
+        .map_err(VaultError::pkcs11)?;
+    if twins.len() > 1 {
+        let _ = session.destroy_object(handle);
+        return Err(VaultError::KeyVersionTaken(version));
+    }
     Ok(handle)
 }
 
@@ -234,6 +250,37 @@ impl std::fmt::Display for KeyAttributes {
         .collect();
         write!(f, "[{}]", names.join(" "))
     }
+}
+
+/// Just `Sensitive` and `Extractable`: the check made after every unwrap,
+/// kept to one small `C_GetAttributeValue` because it is on the hot path.
+pub(crate) fn read_protection(session: &Session, handle: ObjectHandle) -> Result<Protection> {
+    let attributes = session
+        .get_attributes(
+            handle,
+            &[AttributeType::Sensitive, AttributeType::Extractable],
+        )
+        .map_err(VaultError::pkcs11)?;
+    let mut protection = Protection {
+        sensitive: false,
+        extractable: true,
+    };
+    for attribute in attributes {
+        match attribute {
+            Attribute::Sensitive(on) => protection.sensitive = on,
+            Attribute::Extractable(on) => protection.extractable = on,
+            _ => {}
+        }
+    }
+    Ok(protection)
+}
+
+/// Whether a key's value can be read or exported. Absent attributes count
+/// as unprotected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Protection {
+    pub sensitive: bool,
+    pub extractable: bool,
 }
 
 pub(crate) fn read_key_attributes(

@@ -142,13 +142,7 @@ fn check_binding(
     owner: &Owner,
     sealed: &SealedSeed,
 ) -> Result<()> {
-    let message = SealedSeed::binding_message(
-        owner,
-        sealed.key_version,
-        sealed.wrap,
-        sealed.algorithm,
-        &sealed.blob,
-    );
+    let message = sealed.binding_message_for(owner);
     match session.verify(&Mechanism::Sha256Hmac, pair.bind, &message, &sealed.tag) {
         Ok(()) => Ok(()),
         Err(CryptokiError::Pkcs11(RvError::SignatureInvalid | RvError::SignatureLenRange, _)) => {
@@ -185,8 +179,12 @@ fn unwrap_seed<'s>(
         )
         .map_err(VaultError::pkcs11)?;
     let key = SessionKey { session, handle };
-    let attributes = keys::read_key_attributes(session, handle)?;
-    if attributes.sensitive && attributes.extractable == extractable {
+    let wanted = keys::Protection {
+        sensitive: true,
+        extractable,
+    };
+    let protection = keys::read_protection(session, handle)?;
+    if protection == wanted {
         return Ok(key);
     }
     // The token ignored the template. Ask again explicitly, then re-check.
@@ -194,14 +192,13 @@ fn unwrap_seed<'s>(
         Attribute::Sensitive(true),
         Attribute::Extractable(extractable),
     ];
-    if session.update_attributes(handle, &fix).is_ok() {
-        let attributes = keys::read_key_attributes(session, handle)?;
-        if attributes.sensitive && attributes.extractable == extractable {
-            return Ok(key);
-        }
+    if session.update_attributes(handle, &fix).is_ok()
+        && keys::read_protection(session, handle)? == wanted
+    {
+        return Ok(key);
     }
     Err(VaultError::KeyPolicyViolated(format!(
-        "an unwrapped seed came back as {attributes}"
+        "an unwrapped seed came back as {protection:?}, asked for {wanted:?}"
     )))
 }
 

@@ -116,6 +116,13 @@ impl TokenAdmin {
         Ok(version)
     }
 
+    /// The token's label as read straight from `C_GetTokenInfo`, the path
+    /// used for tokens whose info `cryptoki` cannot parse.
+    pub fn raw_token_label(&self) -> Result<String> {
+        let connection = self.connection()?;
+        crate::raw::token_label(connection.module_path(), connection.slot.id())
+    }
+
     pub fn health(&self) -> Result<Health> {
         let connection = self.connection()?;
         let session = lock_session(connection);

@@ -161,6 +161,17 @@ pub struct SealedSeed {
 }
 
 impl SealedSeed {
+    /// The bytes this record's binding tag covers for `owner`.
+    pub fn binding_message_for(&self, owner: &Owner) -> Vec<u8> {
+        Self::binding_message(
+            owner,
+            self.key_version,
+            self.wrap,
+            self.algorithm,
+            &self.blob,
+        )
+    }
+
     /// The bytes the binding tag is computed over. Every field is
     /// length-prefixed, so no two different inputs encode alike.
     pub(crate) fn binding_message(

@@ -52,7 +52,10 @@ impl VaultConfig {
             module,
             token_label: token_label.into(),
             pin,
-            workers: 2,
+            // SoftHSM runs in-process and serialises its work: a second
+            // session adds contention, not throughput (docs/PERFORMANCE.md).
+            // Raise this for network HSMs that serve sessions in parallel.
+            workers: 1,
             queue_capacity: 4096,
             reconnect: ReconnectPolicy::default(),
         }
@@ -349,7 +352,7 @@ struct WorkerSession {
 
 fn worker_loop(shared: &Shared, jobs: &Receiver<JobFn>) {
     let mut own: Option<WorkerSession> = None;
-    while let Ok(job) = jobs.recv() {
+    while let Some(job) = next_job(jobs) {
         let guard = read(&shared.connection);
         let Some(connection) = guard.as_ref().filter(|_| shared.up.load(Ordering::Acquire)) else {
             // Abandon the old session without a call: its context is gone.
@@ -408,6 +411,25 @@ fn worker_loop(shared: &Shared, jobs: &Receiver<JobFn>) {
         }
     }
 }
+
+/// Wait for the next job. A worker that just finished one polls briefly
+/// before parking: callers usually send their next job within microseconds,
+/// and waking a parked thread costs as much as a token call on a virtual
+/// machine.
+fn next_job(jobs: &Receiver<JobFn>) -> Option<JobFn> {
+    let start = Instant::now();
+    while start.elapsed() < POLL_BEFORE_PARKING {
+        match jobs.try_recv() {
+            Ok(job) => return Some(job),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+            Err(crossbeam_channel::TryRecvError::Empty) => std::hint::spin_loop(),
+        }
+    }
+    jobs.recv().ok()
+}
+
+/// How long an idle worker polls for the next job before parking.
+const POLL_BEFORE_PARKING: Duration = Duration::from_micros(50);
 
 fn supervisor_loop(shared: &Shared, control: &Receiver<Control>) {
     while let Ok(message) = control.recv() {
@@ -505,6 +527,12 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// How long the one polling waiter polls before it parks.
+const SPIN_BEFORE_PARKING: Duration = Duration::from_micros(400);
+
+/// Whether a waiter is polling now (0 or 1).
+static SPINNING_WAITERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// The answer to a vault call: `.await` it from async code, or `.wait()` for
 /// it on a plain thread.
 pub struct Pending<T> {
@@ -519,7 +547,37 @@ impl<T> Pending<T> {
     }
 
     /// Block this thread until the answer comes. Not for async executors.
-    pub fn wait(self) -> Result<T> {
+    ///
+    /// Waking a parked thread costs about as much as a token call on a
+    /// virtual machine, so one waiting thread at a time polls for up to
+    /// [`SPIN_BEFORE_PARKING`] (longer than a typical token call) before it
+    /// parks; any other waiters park at once, leaving the cores to the
+    /// workers.
+    pub fn wait(mut self) -> Result<T> {
+        if SPINNING_WAITERS
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            let start = Instant::now();
+            let polled = loop {
+                match self.receiver.try_recv() {
+                    Ok(result) => break Some(result),
+                    Err(oneshot::error::TryRecvError::Closed) => {
+                        break Some(Err(VaultError::ShutDown));
+                    }
+                    Err(oneshot::error::TryRecvError::Empty)
+                        if start.elapsed() < SPIN_BEFORE_PARKING =>
+                    {
+                        std::hint::spin_loop();
+                    }
+                    Err(oneshot::error::TryRecvError::Empty) => break None,
+                }
+            };
+            SPINNING_WAITERS.store(0, Ordering::Release);
+            if let Some(result) = polled {
+                return result;
+            }
+        }
         self.receiver
             .blocking_recv()
             .unwrap_or(Err(VaultError::ShutDown))

@@ -53,10 +53,13 @@ fn a_token_that_disappears_fails_closed_then_recovers_when_it_returns() {
     let module = ModuleConfig::softhsm_dir(dir.path());
     let pin = "fault-user-pin";
     hsm_adapter::init_token(&module, LABEL, &secret("fault-so-pin"), &secret(pin)).unwrap();
-    TokenAdmin::open(&module, LABEL, &secret(pin))
-        .unwrap()
-        .add_key_version()
-        .unwrap();
+    {
+        let admin = TokenAdmin::open(&module, LABEL, &secret(pin)).unwrap();
+        // The raw C_GetTokenInfo path (used for tokens whose info cryptoki
+        // cannot parse) reads the same label.
+        assert_eq!(admin.raw_token_label().unwrap(), LABEL);
+        assert_eq!(admin.add_key_version().unwrap(), 1);
+    }
     let mut config = VaultConfig::new(module, LABEL, secret(pin));
     config.reconnect = ReconnectPolicy {
         initial_delay: Duration::from_millis(20),
