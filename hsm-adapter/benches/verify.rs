@@ -174,12 +174,32 @@ fn main() {
         raw_rate,
     );
     row("raw token path, 2 sessions on 2 threads", raw_two, raw_rate);
-    row("vault, 1 worker, 1 caller waiting on each answer", serial, raw_rate);
+    row(
+        "vault, 1 worker, 1 caller waiting on each answer",
+        serial,
+        raw_rate,
+    );
     row("vault, 1 worker, 16 threads waiting", parallel, raw_rate);
-    row("vault, 1 worker, 64 async tasks on 2 runtime threads", vault_async, raw_rate);
-    row("vault, 2 workers, 1 caller waiting on each answer", two_serial, raw_rate);
-    row("vault, 2 workers, 16 threads waiting", two_parallel, raw_rate);
-    row("vault, 2 workers, 64 async tasks on 2 runtime threads", two_async, raw_rate);
+    row(
+        "vault, 1 worker, 64 async tasks on 2 runtime threads",
+        vault_async,
+        raw_rate,
+    );
+    row(
+        "vault, 2 workers, 1 caller waiting on each answer",
+        two_serial,
+        raw_rate,
+    );
+    row(
+        "vault, 2 workers, 16 threads waiting",
+        two_parallel,
+        raw_rate,
+    );
+    row(
+        "vault, 2 workers, 64 async tasks on 2 runtime threads",
+        two_async,
+        raw_rate,
+    );
     row(
         "vault round trip alone (malformed code: no token call)",
         round_trip,

@@ -90,7 +90,9 @@ pub enum VaultError {
         "key version {0} is not on the token (it may have been deleted): restore the token from a backup"
     )]
     UnknownKeyVersion(u32),
-    #[error("key version {0} was being created by another process at the same time: run the command again")]
+    #[error(
+        "key version {0} was being created by another process at the same time: run the command again"
+    )]
     KeyVersionTaken(u32),
     #[error("the token made a key that is not as asked ({0}); refusing to use it")]
     KeyPolicyViolated(String),

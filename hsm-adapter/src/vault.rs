@@ -52,10 +52,10 @@ impl VaultConfig {
             module,
             token_label: token_label.into(),
             pin,
-            // SoftHSM runs in-process and serialises its work: a second
-            // session adds contention, not throughput (docs/PERFORMANCE.md).
-            // Raise this for network HSMs that serve sessions in parallel.
-            workers: 1,
+            // Two workers let one wake its caller while the other is in the
+            // token (docs/PERFORMANCE.md). Raise this for network HSMs that
+            // serve sessions in parallel.
+            workers: 2,
             queue_capacity: 4096,
             reconnect: ReconnectPolicy::default(),
         }
