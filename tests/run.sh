@@ -10,4 +10,12 @@ tests/install-packages.sh softhsm2 opensc ca-certificates
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+# Library, binary and integration tests (the benchmarks run on their own:
+# docs/PERFORMANCE.md). The totals go on the last line.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { passed += $4; failed += $6 }
+     END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
+exit "$status"
