@@ -1,18 +1,12 @@
 //! Many callers at once, from threads and from async tasks.
 
-use hsm_adapter::{Owner, TotpAlgorithm, TotpPolicy, VerifyRequest};
+use hsm_adapter::{TotpAlgorithm, TotpPolicy, VerifyRequest};
 
-use crate::token::{reference_code, vault};
+use crate::token::{enroll, vault};
 
 fn request(index: usize) -> (VerifyRequest, u64) {
     let now = 1_700_000_000 + index as u64 * 30;
-    let owner = Owner::new(format!("concurrent/{index}")).unwrap();
-    let seed = vault().generate_seed(TotpAlgorithm::Sha1).wait().unwrap();
-    let code = reference_code(TotpAlgorithm::Sha1, &seed, 6, now);
-    let sealed = vault()
-        .seal(owner.clone(), TotpAlgorithm::Sha1, seed)
-        .wait()
-        .unwrap();
+    let (owner, sealed, code) = enroll(&format!("concurrent/{index}"), TotpAlgorithm::Sha1, now);
     let request = VerifyRequest {
         owner,
         sealed,

@@ -2,18 +2,12 @@
 
 use hsm_adapter::{Owner, TotpAlgorithm, TotpPolicy, VerifyRequest};
 
-use crate::token::{reference_code, vault};
+use crate::token::{enroll, vault};
 
 #[test]
 fn after_keygen_old_records_verify_until_rewrapped_and_after() {
     let now = 1_760_000_000;
-    let owner = Owner::new("rewrap/bob").unwrap();
-    let seed = vault().generate_seed(TotpAlgorithm::Sha256).wait().unwrap();
-    let code = reference_code(TotpAlgorithm::Sha256, &seed, 6, now);
-    let old = vault()
-        .seal(owner.clone(), TotpAlgorithm::Sha256, seed)
-        .wait()
-        .unwrap();
+    let (owner, old, code) = enroll("rewrap/bob", TotpAlgorithm::Sha256, now);
     let verify = |sealed: &hsm_adapter::SealedSeed| {
         vault()
             .verify(VerifyRequest {

@@ -7,14 +7,7 @@ use crate::token::{reference_code, vault};
 const NOW: u64 = 1_750_000_000;
 
 fn enrolled(owner: &str) -> (Owner, SealedSeed, String) {
-    let owner = Owner::new(owner).unwrap();
-    let seed = vault().generate_seed(TotpAlgorithm::Sha1).wait().unwrap();
-    let code = reference_code(TotpAlgorithm::Sha1, &seed, 6, NOW);
-    let sealed = vault()
-        .seal(owner.clone(), TotpAlgorithm::Sha1, seed)
-        .wait()
-        .unwrap();
-    (owner, sealed, code)
+    crate::token::enroll(owner, TotpAlgorithm::Sha1, NOW)
 }
 
 fn verify(owner: &Owner, sealed: &SealedSeed, code: &str) -> Result<Option<u64>, VaultError> {
