@@ -1,0 +1,159 @@
+//! After sign-in: "Signed in as <name>", and changing one's password.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::{WebError, capitalise};
+use super::forms::{HtmlForm, bounded};
+use super::views::{AccountPage, ChangePasswordPage};
+use super::visitor::Visitor;
+use crate::domain::{DomainError, MAX_PASSWORD_BYTES, Stage};
+use crate::store::UserRow;
+
+#[derive(Deserialize)]
+pub struct AccountQuery {
+    password_changed: Option<String>,
+}
+
+pub async fn page(
+    State(state): State<Arc<AppState>>,
+    visitor: Visitor,
+    Query(query): Query<AccountQuery>,
+) -> Result<Response, WebError> {
+    let (session, user) = match visitor.signed_in(false) {
+        Ok(found) => found,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    let user_id = user.id;
+    let registered = state
+        .gatehouse
+        .db(move |store| store.authenticators_of(user_id))
+        .await?
+        .len();
+    let page = AccountPage {
+        csrf: visitor.csrf_token(&state),
+        name: user.name.clone(),
+        is_admin: user.is_admin,
+        force_mfa: user.force_mfa,
+        registered,
+        mfa: session.mfa,
+        notice: query
+            .password_changed
+            .map(|_| "Your password has been changed.".to_owned()),
+    };
+    Ok(Html(page.render()?).into_response())
+}
+
+pub async fn password_page(
+    State(state): State<Arc<AppState>>,
+    visitor: Visitor,
+) -> Result<Response, WebError> {
+    let (_, user) = match visitor.signed_in(true) {
+        Ok(found) => found,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    render_password(&state, &visitor, user, None)
+}
+
+fn render_password(
+    state: &AppState,
+    visitor: &Visitor,
+    user: &UserRow,
+    error: Option<String>,
+) -> Result<Response, WebError> {
+    let page = ChangePasswordPage {
+        csrf: visitor.csrf_token(state),
+        name: user.name.clone(),
+        required: user.must_change_password,
+        min_length: state.gatehouse.passwords.min_length,
+        error,
+    };
+    Ok(Html(page.render()?).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    csrf: String,
+    current: String,
+    new_password: String,
+    repeat: String,
+}
+
+pub async fn change_password(
+    State(state): State<Arc<AppState>>,
+    visitor: Visitor,
+    HtmlForm(form): HtmlForm<PasswordForm>,
+) -> Result<Response, WebError> {
+    visitor.check_csrf(&state, &form.csrf)?;
+    let (session, user) = match visitor.signed_in(true) {
+        Ok(found) => found,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    for (field, value) in [
+        ("current password", &form.current),
+        ("new password", &form.new_password),
+    ] {
+        bounded(field, value, MAX_PASSWORD_BYTES)?;
+    }
+    let gatehouse = &state.gatehouse;
+    let current_ok = gatehouse
+        .passwords
+        .verify(
+            Some(user.password_hash.clone()),
+            SecretString::from(form.current),
+        )
+        .await?;
+    if !current_ok {
+        let _: Result<(), DomainError> = gatehouse
+            .fail_in(
+                "password-change",
+                &user.name,
+                Some(user),
+                "wrong current password",
+                visitor.client,
+            )
+            .await;
+        return render_password(
+            &state,
+            &visitor,
+            user,
+            Some("The current password is not right.".to_owned()),
+        );
+    }
+    if form.new_password != form.repeat {
+        return render_password(
+            &state,
+            &visitor,
+            user,
+            Some("The two new passwords differ.".to_owned()),
+        );
+    }
+    let hash = match gatehouse
+        .passwords
+        .hash(SecretString::from(form.new_password))
+        .await
+    {
+        Ok(hash) => hash,
+        Err(DomainError::Invalid(message)) => {
+            return render_password(&state, &visitor, user, Some(capitalise(&message)));
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let ops = gatehouse.admin(&user.name, Some(visitor.client.to_string()));
+    let target = user.clone();
+    tokio::task::spawn_blocking(move || ops.set_password_blocking(&target, hash, false))
+        .await
+        .map_err(|error| WebError::Internal(error.to_string()))??;
+    // Changing the password ends every session of the user; this browser
+    // gets a new one.
+    let (id, _) = gatehouse
+        .create_session(user.id, Stage::SignedIn, session.mfa)
+        .await?;
+    Ok(state.with_session_cookie(Redirect::to("/account?password_changed=1"), id.as_str()))
+}

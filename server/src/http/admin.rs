@@ -1,0 +1,278 @@
+//! The admin pages: users with their "Force MFA" setting, create user,
+//! reset MFA, unlock, and the audit log. Administrators only, and only
+//! after signing in with an authenticator code.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::{WebError, capitalise};
+use super::forms::{HtmlForm, bounded};
+use super::views::{AdminPage, AdminUserView, AuditPage, AuditView, utc};
+use super::visitor::Visitor;
+use crate::domain::{AdminOps, DomainError, MAX_PASSWORD_BYTES, NewAccount};
+use crate::store::UserRow;
+
+/// Admins who signed in with a code pass; everyone else is turned away.
+fn admin<'v>(
+    state: &AppState,
+    visitor: &'v Visitor,
+) -> Result<Result<(&'v UserRow, AdminOps), Redirect>, WebError> {
+    let (session, user) = match visitor.signed_in(false) {
+        Ok(found) => found,
+        Err(redirect) => return Ok(Err(redirect)),
+    };
+    if !user.is_admin {
+        return Err(WebError::forbidden(
+            "Only administrators can open the admin pages.",
+        ));
+    }
+    if !session.mfa {
+        return Err(WebError::forbidden(
+            "Administrators must sign in with an authenticator code. Register one in MFA Settings, then sign in again.",
+        ));
+    }
+    Ok(Ok((
+        user,
+        state
+            .gatehouse
+            .admin(&user.name, Some(visitor.client.to_string())),
+    )))
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, DomainError> + Send + 'static,
+) -> Result<T, WebError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| WebError::Internal(error.to_string()))?
+        .map_err(WebError::from)
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    done: Option<String>,
+    user: Option<String>,
+}
+
+pub async fn users(
+    State(state): State<Arc<AppState>>,
+    visitor: Visitor,
+    Query(query): Query<DoneQuery>,
+) -> Result<Response, WebError> {
+    let (_, ops) = match admin(&state, &visitor)? {
+        Ok(found) => found,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    let who = query.user.unwrap_or_default();
+    let notice = query.done.as_deref().and_then(|done| {
+        Some(match done {
+            "created" => format!("User {who} created."),
+            "force-mfa-on" => format!("MFA is now enforced for {who}."),
+            "force-mfa-off" => format!("MFA is no longer enforced for {who}."),
+            "reset-mfa" => format!("MFA of {who} reset: their authenticators are removed."),
+            "unlocked" => format!("{who} unlocked."),
+            _ => return None,
+        })
+    });
+    render_users(&state, &visitor, ops, notice, None).await
+}
+
+async fn render_users(
+    state: &AppState,
+    visitor: &Visitor,
+    ops: AdminOps,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<Response, WebError> {
+    let now = state.gatehouse.now();
+    let users = blocking(move || ops.users()).await?;
+    let page = AdminPage {
+        csrf: visitor.csrf_token(state),
+        users: users
+            .into_iter()
+            .map(|user| AdminUserView {
+                id: user.id,
+                name: user.name,
+                is_admin: user.is_admin,
+                force_mfa: user.force_mfa,
+                authenticators: user.authenticators,
+                failed_attempts: user.failed_attempts,
+                locked_for: user.locked_until.saturating_sub(now),
+            })
+            .collect(),
+        min_length: state.gatehouse.passwords.min_length,
+        notice,
+        error,
+    };
+    Ok(Html(page.render()?).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    csrf: String,
+    name: String,
+    password: String,
+    #[serde(default)]
+    is_admin: Option<String>,
+    #[serde(default)]
+    force_mfa: Option<String>,
+    #[serde(default)]
+    one_time: Option<String>,
+}
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    visitor: Visitor,
+    HtmlForm(form): HtmlForm<CreateForm>,
+) -> Result<Response, WebError> {
+    visitor.check_csrf(&state, &form.csrf)?;
+    let (_, ops) = match admin(&state, &visitor)? {
+        Ok(found) => found,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    bounded("password", &form.password, MAX_PASSWORD_BYTES)?;
+    let name = bounded("user name", form.name.trim(), 64)?.to_owned();
+    let account = NewAccount {
+        name: name.clone(),
+        password: SecretString::from(form.password),
+        is_admin: form.is_admin.is_some(),
+        force_mfa: form.force_mfa.is_some(),
+        must_change_password: form.one_time.is_some(),
+    };
+    match ops.create_user(account).await {
+        Ok(_) => Ok(Redirect::to(&format!(
+            "/admin?done=created&user={}",
+            urlencoding::encode(&name)
+        ))
+        .into_response()),
+        Err(error @ (DomainError::Invalid(_) | DomainError::DuplicateUser)) => {
+            render_users(
+                &state,
+                &visitor,
+                ops.clone(),
+                None,
+                Some(capitalise(&error.to_string())),
+            )
+            .await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ForceMfaForm {
+    csrf: String,
+    #[serde(default)]
+    force_mfa: Option<String>,
+}
+
+pub async fn force_mfa(
+    State(state): State<Arc<AppState>>,
+    visitor: Visitor,
+    Path(user_id): Path<i64>,
+    HtmlForm(form): HtmlForm<ForceMfaForm>,
+) -> Result<Response, WebError> {
+    visitor.check_csrf(&state, &form.csrf)?;
+    let (_, ops) = match admin(&state, &visitor)? {
+        Ok(found) => found,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    let on = form.force_mfa.is_some();
+    let name = blocking(move || {
+        let user = ops.user_by_id(user_id)?;
+        ops.set_force_mfa(&user, on)?;
+        Ok(user.name)
+    })
+    .await?;
+    let done = if on { "force-mfa-on" } else { "force-mfa-off" };
+    Ok(Redirect::to(&format!(
+        "/admin?done={done}&user={}",
+        urlencoding::encode(&name)
+    ))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+pub async fn reset_mfa(
+    State(state): State<Arc<AppState>>,
+    visitor: Visitor,
+    Path(user_id): Path<i64>,
+    HtmlForm(form): HtmlForm<CsrfOnly>,
+) -> Result<Response, WebError> {
+    visitor.check_csrf(&state, &form.csrf)?;
+    let (_, ops) = match admin(&state, &visitor)? {
+        Ok(found) => found,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    let name = blocking(move || {
+        let user = ops.user_by_id(user_id)?;
+        ops.reset_mfa(&user)?;
+        Ok(user.name)
+    })
+    .await?;
+    Ok(Redirect::to(&format!(
+        "/admin?done=reset-mfa&user={}",
+        urlencoding::encode(&name)
+    ))
+    .into_response())
+}
+
+pub async fn unlock(
+    State(state): State<Arc<AppState>>,
+    visitor: Visitor,
+    Path(user_id): Path<i64>,
+    HtmlForm(form): HtmlForm<CsrfOnly>,
+) -> Result<Response, WebError> {
+    visitor.check_csrf(&state, &form.csrf)?;
+    let (_, ops) = match admin(&state, &visitor)? {
+        Ok(found) => found,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    let name = blocking(move || {
+        let user = ops.user_by_id(user_id)?;
+        ops.unlock(&user)?;
+        Ok(user.name)
+    })
+    .await?;
+    Ok(Redirect::to(&format!(
+        "/admin?done=unlocked&user={}",
+        urlencoding::encode(&name)
+    ))
+    .into_response())
+}
+
+pub async fn audit(
+    State(state): State<Arc<AppState>>,
+    visitor: Visitor,
+) -> Result<Response, WebError> {
+    let (_, ops) = match admin(&state, &visitor)? {
+        Ok(found) => found,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    let rows = blocking(move || ops.audit_log(200)).await?;
+    let page = AuditPage {
+        entries: rows
+            .into_iter()
+            .map(|row| AuditView {
+                when: utc(row.at),
+                event: row.event,
+                outcome: row.outcome,
+                actor: row.actor.unwrap_or_default(),
+                subject: row.subject.unwrap_or_default(),
+                reason: row.reason.unwrap_or_default(),
+                client: row.client.unwrap_or_default(),
+            })
+            .collect(),
+    };
+    Ok(Html(page.render()?).into_response())
+}

@@ -1,0 +1,131 @@
+//! The HTTP layer: the only code that knows axum. Handlers parse and check
+//! input, call the domain, and render a view.
+
+mod account;
+mod admin;
+pub mod cookies;
+pub mod csrf;
+mod error;
+mod forms;
+mod health;
+mod mfa;
+mod signin;
+pub mod views;
+mod visitor;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::header::{self, HeaderName, HeaderValue, SET_COOKIE};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tracing::Instrument;
+
+use crate::domain::Gatehouse;
+pub use cookies::{CookieName, CookiePolicy};
+pub use csrf::CsrfKey;
+use error::{REQUEST_ID, WebError};
+
+/// Largest request body accepted: far above any form here.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub struct AppState {
+    pub gatehouse: Gatehouse,
+    pub csrf: CsrfKey,
+    pub cookies: CookiePolicy,
+    pub session_lifetime: u64,
+}
+
+impl AppState {
+    /// `response` with the session cookie set to `id`.
+    pub fn with_session_cookie(&self, response: impl IntoResponse, id: &str) -> Response {
+        let mut response = response.into_response();
+        let cookie = self
+            .cookies
+            .set(CookieName::Session, id, self.session_lifetime);
+        if let Ok(value) = cookie.parse() {
+            response.headers_mut().append(SET_COOKIE, value);
+        }
+        response
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let header = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/signin") }))
+        .route("/signin", get(signin::page).post(signin::submit))
+        .route("/signout", post(signin::sign_out))
+        .route("/mfa", get(mfa::required))
+        .route("/mfa/settings", get(mfa::settings))
+        .route("/mfa/initialize", post(mfa::initialize))
+        .route("/mfa/authenticator", get(mfa::authenticator))
+        .route("/mfa/confirm", post(mfa::confirm))
+        .route("/mfa/replace", post(mfa::replace))
+        .route("/account", get(account::page))
+        .route(
+            "/account/password",
+            get(account::password_page).post(account::change_password),
+        )
+        .route("/admin", get(admin::users))
+        .route("/admin/users", post(admin::create))
+        .route("/admin/users/{id}/force-mfa", post(admin::force_mfa))
+        .route("/admin/users/{id}/reset-mfa", post(admin::reset_mfa))
+        .route("/admin/users/{id}/unlock", post(admin::unlock))
+        .route("/admin/audit", get(admin::audit))
+        .route("/healthz", get(health::healthz))
+        .route("/static/gatehouse.css", get(stylesheet))
+        .fallback(|| async { WebError::not_found() })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(header(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
+        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(header(header::CACHE_CONTROL, "no-store"))
+        .layer(middleware::from_fn(request_id))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../../templates/static/gatehouse.css"),
+    )
+        .into_response()
+}
+
+/// Give every request an id: in its log span, its response header and any
+/// error page it produces.
+async fn request_id(request: Request, next: Next) -> Response {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = format!(
+        "{:x}-{:x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let mut response = REQUEST_ID
+        .scope(id.clone(), next.run(request).instrument(span))
+        .await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
