@@ -164,6 +164,7 @@ async fn user(command: UserCommand, config: &Config) -> anyhow::Result<()> {
             force_mfa,
             password_stdin,
         } => {
+            crate::domain::validate_user_name(&name)?;
             let (password, one_time) = new_password(password_stdin)?;
             ops.create_user(NewAccount {
                 name: name.clone(),

@@ -116,3 +116,173 @@ pub fn require_tool(name: &str, package: &str) -> PathBuf {
     }
     panic!("{name} is not installed: the test command installs it (Debian package {package})");
 }
+
+/// A running `gatehouse serve` on a free loopback port, with its own data
+/// directory (and so its own SoftHSM token) and a clock file the test drives.
+/// Stopped by PID when dropped.
+pub struct GatehouseServer {
+    child: std::process::Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub clock_file: PathBuf,
+    /// The administrator's one-time password, when this start created it.
+    pub admin_password: Option<String>,
+    pub stderr_log: PathBuf,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    _root: Option<tempfile::TempDir>,
+}
+
+/// How to start a server.
+#[derive(Default, Clone)]
+pub struct ServerOptions {
+    /// Share this data directory (a second process on one database).
+    pub data_dir: Option<PathBuf>,
+    pub clock_file: Option<PathBuf>,
+    pub extra_args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl GatehouseServer {
+    pub fn start(binary: &Path, options: ServerOptions) -> GatehouseServer {
+        use std::io::BufRead;
+        let (root, data_dir) = match &options.data_dir {
+            Some(dir) => (None, dir.clone()),
+            None => {
+                let root = tempfile::Builder::new()
+                    .prefix("gatehouse-server-")
+                    .tempdir()
+                    .expect("temporary directory");
+                let dir = root.path().join("data");
+                (Some(root), dir)
+            }
+        };
+        let clock_file = options
+            .clock_file
+            .clone()
+            .unwrap_or_else(|| data_dir.with_file_name("clock"));
+        if !clock_file.exists() {
+            let now = std::time::SystemTime::UNIX_EPOCH
+                .elapsed()
+                .expect("clock after 1970")
+                .as_secs();
+            std::fs::create_dir_all(clock_file.parent().expect("clock file has a parent"))
+                .expect("clock dir");
+            std::fs::write(&clock_file, now.to_string()).expect("write clock file");
+        }
+        let stderr_log = data_dir.with_file_name(format!(
+            "server-{}.log",
+            std::time::SystemTime::UNIX_EPOCH
+                .elapsed()
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let stderr = std::fs::File::create(&stderr_log).expect("server log file");
+        let mut command = Command::new(binary);
+        command
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(&options.extra_args)
+            .env("GATEHOUSE_UNSAFE_TEST_CLOCK_FILE", &clock_file)
+            .env("GATEHOUSE_LOG", "info,cryptoki::mechanism=off")
+            .envs(options.env.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .env_remove("GATEHOUSE_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr);
+        let mut child = command.spawn().expect("start gatehouse");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let collected = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = std::sync::Arc::clone(&collected);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(mut all) = sink.lock() {
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+                let _ = sender.send(line);
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut admin_password = None;
+        let url = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match receiver.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(password) = line.trim().strip_prefix("One-time password: ") {
+                        admin_password = Some(password.to_owned());
+                    }
+                    if let Some(url) = line.strip_prefix("Gatehouse is listening on ") {
+                        break url.trim().trim_end_matches('/').to_owned();
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let log = std::fs::read_to_string(&stderr_log).unwrap_or_default();
+                    panic!("gatehouse did not start within 60 s; its log:\n{log}");
+                }
+            }
+        };
+        GatehouseServer {
+            child,
+            url,
+            data_dir,
+            clock_file,
+            admin_password,
+            stderr_log,
+            stdout: collected,
+            _root: root,
+        }
+    }
+
+    /// The server's current time (Unix seconds), as the test set it.
+    pub fn now(&self) -> u64 {
+        std::fs::read_to_string(&self.clock_file)
+            .expect("read clock file")
+            .trim()
+            .parse()
+            .expect("clock file holds Unix seconds")
+    }
+
+    pub fn set_now(&self, now: u64) {
+        std::fs::write(&self.clock_file, now.to_string()).expect("write clock file");
+    }
+
+    pub fn advance(&self, seconds: u64) {
+        self.set_now(self.now() + seconds);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Run `gatehouse` with the same data directory (the user commands).
+    pub fn command(&self, binary: &Path) -> Command {
+        let mut command = Command::new(binary);
+        command
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env("GATEHOUSE_UNSAFE_TEST_CLOCK_FILE", &self.clock_file)
+            .env("GATEHOUSE_LOG", "warn,cryptoki::mechanism=off");
+        command
+    }
+}
+
+impl Drop for GatehouseServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

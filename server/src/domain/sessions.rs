@@ -71,7 +71,9 @@ impl Gatehouse {
         let id = SessionId::new();
         let now = self.now();
         let lifetime = match stage {
-            Stage::Enroll => self.policy.enrollment_lifetime,
+            // Longer than a pending registration, so that it is the
+            // registration that expires, with a message saying so.
+            Stage::Enroll => self.policy.enrollment_lifetime * 3,
             Stage::SignedIn => self.policy.session_lifetime,
         };
         let row = SessionRow {

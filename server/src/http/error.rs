@@ -59,6 +59,14 @@ impl WebError {
         }
     }
 
+    pub fn session_ended() -> Self {
+        WebError::Page {
+            status: StatusCode::FORBIDDEN,
+            title: "Session ended",
+            message: "Your session has ended. Sign in again.".to_owned(),
+        }
+    }
+
     pub fn csrf() -> Self {
         WebError::Page {
             status: StatusCode::FORBIDDEN,

@@ -21,6 +21,8 @@ pub struct Visitor {
     pub user: Option<UserRow>,
     /// The pre-session cookie's value, before sign-in.
     pub pre_session: Option<String>,
+    /// A session cookie came, but its session has ended.
+    pub session_ended: bool,
 }
 
 impl FromRequestParts<Arc<AppState>> for Visitor {
@@ -45,6 +47,7 @@ impl FromRequestParts<Arc<AppState>> for Visitor {
             session: None,
             user: None,
             pre_session,
+            session_ended: false,
         };
         let Some(id) = cookies
             .read(&parts.headers, CookieName::Session)
@@ -60,6 +63,7 @@ impl FromRequestParts<Arc<AppState>> for Visitor {
                 visitor.session = Some((id.as_str().to_owned(), session));
             }
         }
+        visitor.session_ended = visitor.session.is_none();
         Ok(visitor)
     }
 }
@@ -82,6 +86,7 @@ impl Visitor {
     pub fn check_csrf(&self, state: &AppState, token: &str) -> Result<(), WebError> {
         match self.csrf_binding() {
             Some(binding) if state.csrf.check(binding, token) => Ok(()),
+            _ if self.session_ended => Err(WebError::session_ended()),
             _ => Err(WebError::csrf()),
         }
     }
