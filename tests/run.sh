@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 # softhsm2: the development token; opensc: pkcs11-tool, the independent
 # PKCS#11 client the tests cross-check against.
-tests/install-packages.sh softhsm2 opensc ca-certificates
+# chromium + chromium-driver: the browser tests; zbar-tools: reading the QR
+# code from a screenshot, as a phone camera would.
+tests/install-packages.sh softhsm2 opensc ca-certificates chromium chromium-driver zbar-tools fonts-dejavu-core
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

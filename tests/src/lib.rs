@@ -8,6 +8,8 @@
 //! serves, so `expect` is allowed here.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod webdriver;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests report failure by panicking
 
 mod browser;
+mod chromium;
 mod cli;
 mod hardening;
 mod lockout;
