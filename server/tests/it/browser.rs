@@ -23,6 +23,7 @@ pub fn start_with(options: ServerOptions) -> GatehouseServer {
 pub struct Browser {
     pub client: reqwest::Client,
     pub base: String,
+    jar: std::sync::Arc<reqwest::cookie::Jar>,
 }
 
 #[derive(Debug)]
@@ -81,13 +82,28 @@ impl Page {
 
 impl Browser {
     pub fn new(server: &GatehouseServer) -> Browser {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         Browser {
             client: reqwest::Client::builder()
-                .cookie_store(true)
+                .cookie_provider(std::sync::Arc::clone(&jar))
                 .build()
                 .unwrap(),
             base: server.url.clone(),
+            jar,
         }
+    }
+
+    /// The session cookie's value, as the browser holds it now.
+    pub fn session_cookie(&self) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let url = reqwest::Url::parse(&self.base).unwrap();
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find_map(|pair| pair.strip_prefix("gatehouse_session="))
+            .map(str::to_owned)
     }
 
     pub async fn page(&self, response: reqwest::Response) -> Page {

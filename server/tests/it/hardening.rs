@@ -264,3 +264,30 @@ async fn no_seed_password_or_pin_is_stored_or_logged_in_plaintext() {
     // What is stored is a sealed record.
     assert!(stored.windows(4).any(|window| window == b"gh1:"));
 }
+
+#[tokio::test]
+async fn the_session_id_changes_after_each_factor() {
+    let server = start();
+    add_user(&server, "erin", "erin-password-1", true);
+    let browser = Browser::new(&server);
+    browser.get("/signin").await;
+    assert_eq!(browser.session_cookie(), None);
+    browser
+        .sign_in("erin", "erin-password-1", "")
+        .await
+        .expect("MFA) is enforced");
+    let after_password = browser
+        .session_cookie()
+        .expect("a session after the password");
+    register(&server, &browser).await;
+    let after_code = browser.session_cookie().expect("a session after the code");
+    assert_ne!(after_password, after_code);
+    // The old id opens nothing any more.
+    let stale = reqwest::Client::new()
+        .get(format!("{}/account", server.url))
+        .header("cookie", format!("gatehouse_session={after_password}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.url().path(), "/signin");
+}

@@ -10,4 +10,5 @@ mod hardening;
 mod lockout;
 mod replay;
 mod signin;
+mod tls;
 mod token_loss;
