@@ -26,6 +26,7 @@ pub use error::{Pkcs11Failure, Result, VaultError};
 pub use health::{Health, KeyReport, KeyVersionReport, MechanismReport, ModuleReport, TokenReport};
 pub use keys::KeyAttributes;
 pub use module::{ModuleConfig, SOFTHSM_MODULE_PATHS};
+pub use ops::TokenStats;
 pub use provision::{TokenAdmin, TokenInit, init_token, token_exists};
 pub use sealed::{Owner, SealedSeed, TotpAlgorithm, WrapScheme};
 pub use totp::TotpPolicy;

@@ -5,6 +5,8 @@
 //! person must see the seed once) and there only in `Zeroizing` buffers; every
 //! other operation works on wrapped blobs and token-side session keys.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use cryptoki::error::{Error as CryptokiError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
@@ -17,6 +19,31 @@ use crate::error::{Result, VaultError};
 use crate::keys::{self, KeyPair};
 use crate::sealed::{Owner, SealedSeed, TotpAlgorithm, WrapScheme};
 use crate::totp::{self, TotpPolicy};
+
+/// PKCS#11 calls made by completed operations, and verifications, since the
+/// process started: for benchmarks and health output.
+static TOKEN_CALLS: AtomicU64 = AtomicU64::new(0);
+static VERIFICATIONS: AtomicU64 = AtomicU64::new(0);
+
+fn count_calls(calls: u64) {
+    TOKEN_CALLS.fetch_add(calls, Ordering::Relaxed);
+}
+
+/// Counters of the vault's work in this process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TokenStats {
+    /// PKCS#11 calls made by completed operations.
+    pub token_calls: u64,
+    /// Codes verified (right or wrong).
+    pub verifications: u64,
+}
+
+pub(crate) fn stats() -> TokenStats {
+    TokenStats {
+        token_calls: TOKEN_CALLS.load(Ordering::Relaxed),
+        verifications: VERIFICATIONS.load(Ordering::Relaxed),
+    }
+}
 
 /// Shortest seed accepted for sealing: RFC 4226 requires 128 bits; 80-bit
 /// (10-byte) seeds are still common in the wild and are accepted.
@@ -63,6 +90,7 @@ pub(crate) fn generate_seed(
     session
         .generate_random_slice(&mut seed)
         .map_err(VaultError::pkcs11)?;
+    count_calls(1);
     Ok(seed)
 }
 
@@ -110,6 +138,7 @@ pub(crate) fn seal(
         .wrap_key(&wrap_mechanism(WRAP_SCHEME), pair.wrap, seed_key.handle)
         .map_err(VaultError::pkcs11)?;
     drop(seed_key);
+    count_calls(3);
     finish_seal(session, owner, key_version, pair, algorithm, blob)
 }
 
@@ -125,6 +154,7 @@ fn finish_seal(
     let tag = session
         .sign(&Mechanism::Sha256Hmac, pair.bind, &message)
         .map_err(VaultError::pkcs11)?;
+    count_calls(1);
     Ok(SealedSeed {
         key_version,
         wrap: WRAP_SCHEME,
@@ -231,6 +261,11 @@ pub(crate) fn verify(
             matched = Some(step);
         }
     }
+    drop(seed_key);
+    // C_Verify, C_UnwrapKey, C_GetAttributeValue, one C_Sign per step,
+    // C_DestroyObject.
+    count_calls(4 + policy.candidate_steps(now).count() as u64);
+    VERIFICATIONS.fetch_add(1, Ordering::Relaxed);
     Ok(matched)
 }
 
@@ -259,6 +294,8 @@ pub(crate) fn rewrap(
         )
         .map_err(VaultError::pkcs11)?;
     drop(seed_key);
+    // C_Verify, C_UnwrapKey, C_GetAttributeValue, C_WrapKey, C_DestroyObject.
+    count_calls(5);
     finish_seal(
         session,
         owner,

@@ -251,6 +251,11 @@ impl Vault {
         })
     }
 
+    /// Counters of the vault's work in this process.
+    pub fn stats(&self) -> ops::TokenStats {
+        ops::stats()
+    }
+
     /// Whether the token is reachable right now (no token call is made).
     pub fn state(&self) -> VaultState {
         if self.shared.up.load(Ordering::Acquire) {

@@ -18,6 +18,8 @@ pub struct Passwords {
     /// that they take as long as known ones.
     dummy_hash: String,
     pub min_length: usize,
+    /// Argon2 computations so far (hashes and verifications).
+    computed: std::sync::atomic::AtomicU64,
 }
 
 /// Longest password accepted, in bytes: long enough for any passphrase,
@@ -41,6 +43,7 @@ impl Passwords {
             permits: Arc::new(Semaphore::new(lanes)),
             dummy_hash,
             min_length,
+            computed: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -72,6 +75,11 @@ impl Passwords {
         Ok(known && matches)
     }
 
+    /// How many Argon2 computations this process has made.
+    pub fn computed(&self) -> u64 {
+        self.computed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn check_policy(&self, password: &SecretString) -> Result<()> {
         let length = password.expose_secret().chars().count();
         if length < self.min_length {
@@ -97,6 +105,8 @@ impl Passwords {
             .acquire()
             .await
             .map_err(|_| DomainError::Internal("password hashing closed".to_owned()))?;
+        self.computed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|error| DomainError::Internal(format!("password task failed: {error}")))?
@@ -109,4 +119,65 @@ fn hash_with(params: &Params, password: &SecretString) -> Result<String> {
         .hash_password(password.expose_secret().as_bytes(), &salt)
         .map(|hash| hash.to_string())
         .map_err(|error| DomainError::Internal(format!("hashing a password: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passwords() -> Passwords {
+        // Small parameters: these tests are about what is computed, not cost.
+        Passwords::new(1024, 1, 1, 10).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_costs_a_full_verification_like_a_known_one() {
+        let passwords = passwords();
+        let stored = passwords
+            .hash(SecretString::from("right password".to_owned()))
+            .await
+            .unwrap();
+        let before = passwords.computed();
+        let known = passwords
+            .verify(
+                Some(stored.clone()),
+                SecretString::from("wrong password".to_owned()),
+            )
+            .await
+            .unwrap();
+        let after_known = passwords.computed();
+        let unknown = passwords
+            .verify(None, SecretString::from("right password".to_owned()))
+            .await
+            .unwrap();
+        assert!(!known && !unknown);
+        assert_eq!(after_known - before, 1);
+        assert_eq!(
+            passwords.computed() - after_known,
+            1,
+            "the unknown user was not hashed against"
+        );
+        assert!(
+            passwords
+                .verify(
+                    Some(stored),
+                    SecretString::from("right password".to_owned())
+                )
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_with_the_configured_parameters() {
+        let passwords = passwords();
+        let hash = passwords
+            .hash(SecretString::from("a long password".to_owned()))
+            .await
+            .unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
+        assert!(!hash.contains("a long password"));
+        let short = passwords.hash(SecretString::from("short".to_owned())).await;
+        assert!(matches!(short, Err(DomainError::Invalid(_))));
+    }
 }

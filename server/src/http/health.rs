@@ -23,7 +23,11 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
             Err(error) => json!({ "ok": false, "error": error.to_string() }),
         },
         "token": match &token {
-            Ok(version) => json!({ "ok": true, "active_key_version": version }),
+            Ok(version) => json!({
+                "ok": true,
+                "active_key_version": version,
+                "stats": gatehouse.vault.stats(),
+            }),
             Err(error) => json!({ "ok": false, "error": error.to_string() }),
         },
     });
