@@ -8,6 +8,7 @@ mod chromium;
 mod cli;
 mod hardening;
 mod lockout;
+mod module;
 mod replay;
 mod signin;
 mod tls;
