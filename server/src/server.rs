@@ -187,7 +187,6 @@ pub async fn build(config: &Config) -> Result<Arc<AppState>, StartError> {
         },
         session_lifetime: config.sessions.lifetime_seconds,
         enrollment_lifetime: config.sessions.enrollment_seconds,
-        min_password_length: config.passwords.min_length,
     };
     let gatehouse = Gatehouse {
         store,
@@ -205,7 +204,6 @@ pub async fn build(config: &Config) -> Result<Arc<AppState>, StartError> {
         cookies: CookiePolicy {
             secure: config.tls.is_some(),
         },
-        session_lifetime: config.sessions.lifetime_seconds,
     }))
 }
 

@@ -62,9 +62,7 @@ impl PendingEnrollments {
 
 /// What the Authenticator dialog shows.
 pub struct EnrollmentView {
-    /// The `otpauth://totp/...` URI, for the QR code.
-    pub otpauth_uri: Zeroizing<String>,
-    /// The QR code as an inline SVG element.
+    /// The QR code of the `otpauth://totp/...` URI, as an inline SVG element.
     pub qr_svg: Zeroizing<String>,
     /// The seed in base32, in groups of four for reading.
     pub security_key: Zeroizing<String>,
@@ -270,7 +268,6 @@ impl Gatehouse {
             grouped.push(character);
         }
         Ok(EnrollmentView {
-            otpauth_uri: uri,
             qr_svg: Zeroizing::new(svg),
             security_key: grouped,
             expires_at: pending.expires_at,

@@ -47,7 +47,6 @@ pub struct Policy {
     pub lockout: LockoutPolicy,
     pub session_lifetime: u64,
     pub enrollment_lifetime: u64,
-    pub min_password_length: usize,
 }
 
 /// What went wrong, in terms a page can explain.

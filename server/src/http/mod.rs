@@ -40,16 +40,17 @@ pub struct AppState {
     pub gatehouse: Gatehouse,
     pub csrf: CsrfKey,
     pub cookies: CookiePolicy,
-    pub session_lifetime: u64,
 }
 
 impl AppState {
     /// `response` with the session cookie set to `id`.
     pub fn with_session_cookie(&self, response: impl IntoResponse, id: &str) -> Response {
         let mut response = response.into_response();
-        let cookie = self
-            .cookies
-            .set(CookieName::Session, id, self.session_lifetime);
+        let cookie = self.cookies.set(
+            CookieName::Session,
+            id,
+            self.gatehouse.policy.session_lifetime,
+        );
         if let Ok(value) = cookie.parse() {
             response.headers_mut().append(SET_COOKIE, value);
         }
