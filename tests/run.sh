@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # PKCS#11 client the tests cross-check against.
 # chromium + chromium-driver: the browser tests; zbar-tools: reading the QR
 # code from a screenshot, as a phone camera would.
-tests/install-packages.sh softhsm2 opensc ca-certificates chromium chromium-driver zbar-tools fonts-dejavu-core openssl curl
+tests/install-packages.sh softhsm2 opensc ca-certificates chromium chromium-driver zbar-tools fonts-dejavu-core openssl curl \
+    pcscd vsmartcard-vpcd libpcsclite-dev pkg-config yubikey-manager
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

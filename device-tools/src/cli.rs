@@ -13,7 +13,9 @@ Exit codes:
   4  no token with that label
   5  PIN missing, wrong or locked
   6  the token failed or refused an operation
-  7  the token has no gatehouse keys yet";
+  7  the token has no gatehouse keys yet
+  8  no reader or card, or the card was removed
+  9  the card refused (full, no such credential, touch not given, wrong access code)";
 
 /// Provision Gatehouse's hardware: PKCS#11 tokens and their keys.
 #[derive(Debug, Parser)]
@@ -32,6 +34,79 @@ pub enum Command {
     /// PKCS#11 token: initialise, inspect, add key versions, self-test.
     #[command(subcommand)]
     Hsm(HsmCommand),
+    /// YubiKey OATH applet over PC/SC.
+    #[command(subcommand)]
+    Yubikey(YubikeyCommand),
+}
+
+/// Which card, and its access code. Access codes are never plain arguments.
+#[derive(Debug, Args, Clone)]
+pub struct CardArgs {
+    /// Use the reader whose name contains this text.
+    #[arg(long, env = "GATEHOUSE_READER")]
+    pub reader: Option<String>,
+    /// File holding the OATH access code, if one is set (else
+    /// $GATEHOUSE_ACCESS_CODE, else a prompt when the card asks for one).
+    #[arg(long, env = "GATEHOUSE_ACCESS_CODE_FILE", value_name = "FILE")]
+    pub access_code_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum YubikeyCommand {
+    /// Smart-card readers and the OATH applets in them.
+    List,
+    /// The credentials stored in the OATH applet.
+    Accounts {
+        #[command(flatten)]
+        card: CardArgs,
+    },
+    /// Current codes (touch credentials: touch the key when it blinks).
+    Code {
+        #[command(flatten)]
+        card: CardArgs,
+        /// Only the credential with this name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Codes for this moment (Unix seconds) instead of now.
+        #[arg(long, value_name = "UNIX_SECONDS")]
+        at: Option<u64>,
+    },
+    /// Delete one credential.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        card: CardArgs,
+    },
+    /// Set or clear the applet's access code.
+    AccessCode {
+        #[command(subcommand)]
+        action: AccessCodeAction,
+    },
+    /// Erase every OATH credential and the access code.
+    Reset {
+        #[command(flatten)]
+        card: CardArgs,
+        /// Confirm: the credentials cannot be recovered.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessCodeAction {
+    /// Protect the applet: the new code comes from --new-code-file,
+    /// $GATEHOUSE_NEW_ACCESS_CODE, or a prompt.
+    Set {
+        #[command(flatten)]
+        card: CardArgs,
+        #[arg(long, value_name = "FILE")]
+        new_code_file: Option<PathBuf>,
+    },
+    /// Remove the access code.
+    Clear {
+        #[command(flatten)]
+        card: CardArgs,
+    },
 }
 
 /// Which token to use, and how to log in. PINs are never taken as plain

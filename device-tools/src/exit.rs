@@ -18,6 +18,8 @@ const TOKEN_MISSING: u8 = 4;
 pub const PIN: u8 = 5;
 const TOKEN_FAULT: u8 = 6;
 const NO_KEYS: u8 = 7;
+const NO_CARD: u8 = 8;
+pub const CARD_REFUSED: u8 = 9;
 
 impl Failure {
     pub fn new(code: u8, message: impl Into<String>) -> Self {
@@ -46,6 +48,21 @@ impl From<VaultError> for Failure {
             VaultError::NoKeys => NO_KEYS,
             VaultError::SoftHsmSetup { .. } | VaultError::InvalidRequest(_) => USAGE,
             _ => TOKEN_FAULT,
+        };
+        Failure::new(code, error.to_string())
+    }
+}
+
+impl From<crate::ykoath::OathError> for Failure {
+    fn from(error: crate::ykoath::OathError) -> Self {
+        use crate::ykoath::OathError;
+        let code = match &error {
+            OathError::Pcsc(_)
+            | OathError::NoReader
+            | OathError::NoSuchReader(_)
+            | OathError::NoCard => NO_CARD,
+            OathError::AccessCodeRequired | OathError::WrongAccessCode => PIN,
+            _ => CARD_REFUSED,
         };
         Failure::new(code, error.to_string())
     }

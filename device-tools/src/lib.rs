@@ -8,6 +8,8 @@ pub mod cli;
 mod exit;
 mod hsm;
 mod secrets;
+pub mod ykoath;
+mod yubikey;
 
 use std::process::ExitCode;
 
@@ -18,6 +20,7 @@ pub fn run(cli: cli::Cli) -> ExitCode {
     let json = cli.json;
     let outcome = match cli.command {
         cli::Command::Hsm(command) => hsm::run(command, json),
+        cli::Command::Yubikey(command) => yubikey::run(command, json),
     };
     match outcome {
         Ok(code) => code,

@@ -14,6 +14,8 @@ use crate::exit::{self, Failure};
 pub enum PinKind {
     User,
     SecurityOfficer,
+    AccessCode,
+    NewAccessCode,
 }
 
 impl PinKind {
@@ -21,6 +23,8 @@ impl PinKind {
         match self {
             PinKind::User => "GATEHOUSE_PIN",
             PinKind::SecurityOfficer => "GATEHOUSE_SO_PIN",
+            PinKind::AccessCode => "GATEHOUSE_ACCESS_CODE",
+            PinKind::NewAccessCode => "GATEHOUSE_NEW_ACCESS_CODE",
         }
     }
 
@@ -28,6 +32,8 @@ impl PinKind {
         match self {
             PinKind::User => "user PIN",
             PinKind::SecurityOfficer => "security officer PIN",
+            PinKind::AccessCode => "OATH access code",
+            PinKind::NewAccessCode => "new OATH access code",
         }
     }
 
@@ -35,6 +41,8 @@ impl PinKind {
         match self {
             PinKind::User => "--pin-file",
             PinKind::SecurityOfficer => "--so-pin-file",
+            PinKind::AccessCode => "--access-code-file",
+            PinKind::NewAccessCode => "--new-code-file",
         }
     }
 }

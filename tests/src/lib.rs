@@ -8,6 +8,9 @@
 //! serves, so `expect` is allowed here.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod oath_card;
+pub mod pcscd;
+pub mod vpcd;
 pub mod webdriver;
 
 use std::path::{Path, PathBuf};
