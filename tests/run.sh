@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 # softhsm2: the development token; opensc: pkcs11-tool, the independent
 # PKCS#11 client the tests cross-check against.
 # chromium + chromium-driver: the browser tests; zbar-tools: reading the QR
-# code from a screenshot, as a phone camera would.
+# code from a screenshot, as a phone camera would. pcscd + vsmartcard-vpcd:
+# a real PC/SC stack with a virtual reader for the virtual YubiKey;
+# libpcsclite-dev + pkg-config: building the pcsc crate; yubikey-manager:
+# Yubico's ykman, which must accept the virtual card.
 tests/install-packages.sh softhsm2 opensc ca-certificates chromium chromium-driver zbar-tools fonts-dejavu-core openssl curl \
     pcscd vsmartcard-vpcd libpcsclite-dev pkg-config yubikey-manager
 
