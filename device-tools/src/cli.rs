@@ -15,7 +15,8 @@ Exit codes:
   6  the token failed or refused an operation
   7  the token has no gatehouse keys yet
   8  no reader or card, or the card was removed
-  9  the card refused (full, no such credential, touch not given, wrong access code)";
+  9  the card refused (full, no such credential, touch not given, wrong access code)
+ 10  the Gatehouse server could not be reached or refused";
 
 /// Provision Gatehouse's hardware: PKCS#11 tokens and their keys.
 #[derive(Debug, Parser)]
@@ -70,6 +71,29 @@ pub enum YubikeyCommand {
         /// Codes for this moment (Unix seconds) instead of now.
         #[arg(long, value_name = "UNIX_SECONDS")]
         at: Option<u64>,
+    },
+    /// Register the key as a user's authenticator on a Gatehouse server, in
+    /// one step: the server makes the seed, the key stores it, a code from
+    /// the key confirms it. Nothing stays half-registered.
+    Enroll {
+        /// The Gatehouse server.
+        #[arg(long, env = "GATEHOUSE_URL")]
+        server: String,
+        /// The user the key is for.
+        #[arg(long)]
+        user: String,
+        /// File holding an admin API token (`gatehouse token create --admin`);
+        /// else $GATEHOUSE_TOKEN.
+        #[arg(long, env = "GATEHOUSE_TOKEN_FILE", value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Credential name on the key (default: "<issuer>:<user>").
+        #[arg(long)]
+        name: Option<String>,
+        /// Do not require a touch for each code (touch is required by default).
+        #[arg(long)]
+        no_touch: bool,
+        #[command(flatten)]
+        card: CardArgs,
     },
     /// Delete one credential.
     Delete {

@@ -5,6 +5,7 @@
 //! file maps failures to exit codes and messages.
 
 pub mod cli;
+mod enroll;
 mod exit;
 mod hsm;
 mod secrets;

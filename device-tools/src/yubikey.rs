@@ -28,6 +28,22 @@ pub fn run(command: YubikeyCommand, json: bool) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         YubikeyCommand::Code { card, name, at } => code(&card, name.as_deref(), at, json),
+        YubikeyCommand::Enroll {
+            server,
+            user,
+            token_file,
+            name,
+            no_touch,
+            card,
+        } => crate::enroll::run(&crate::enroll::Enrollment {
+            server: &server,
+            user: &user,
+            token_file: token_file.as_deref(),
+            name: name.as_deref(),
+            touch: !no_touch,
+            card: &card,
+            now: now(),
+        }),
         YubikeyCommand::Delete { name, card } => {
             let session = open(&card)?;
             session.delete(&name)?;
@@ -72,7 +88,7 @@ pub fn run(command: YubikeyCommand, json: bool) -> Result<ExitCode, Failure> {
 }
 
 /// Open the applet, answering an access-code challenge when it asks.
-fn open(card: &CardArgs) -> Result<OathSession, Failure> {
+pub(crate) fn open(card: &CardArgs) -> Result<OathSession, Failure> {
     let mut session = OathSession::open(card.reader.as_deref())?;
     if session.locked() {
         let code = secrets::read_pin(PinKind::AccessCode, card.access_code_file.as_deref(), false)

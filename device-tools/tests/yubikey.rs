@@ -11,7 +11,7 @@ use device_tools::ykoath::{OathError, OathSession};
 use gatehouse_tests::oath_card::{OathCard, Touch};
 use gatehouse_tests::pcscd::Pcscd;
 use gatehouse_tests::vpcd::InsertedCard;
-use gatehouse_tests::{Ran, require_tool, run};
+use gatehouse_tests::{GatehouseServer, Ran, ServerOptions, require_tool, run};
 use secrecy::SecretString;
 
 const READER: &str = "Virtual PCD 00 00";
@@ -243,6 +243,9 @@ fn the_oath_client_works_a_virtual_yubikey_through_pcscd() {
     assert_eq!(touched.stdout.trim(), "Gatehouse:touchy  071271");
     assert!(touched.stderr.contains("Touch the key"));
 
+    // Provisioning against a running gatehouse, then signing in with the key.
+    enroll_against_gatehouse(&card);
+
     // Pull the card: a clear error, not a hang.
     card.remove();
     let gone = device_tools(&["yubikey", "accounts", "--reader", READER]);
@@ -310,4 +313,191 @@ fn ykman_agrees() {
         return;
     }
     panic!("the time step kept changing while ykman ran");
+}
+
+fn gatehouse_binary() -> std::path::PathBuf {
+    let binary =
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_device-tools")).with_file_name("gatehouse");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p server` (the test command does)",
+        binary.display()
+    );
+    binary
+}
+
+fn gatehouse(server: &GatehouseServer, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = server
+        .command(&gatehouse_binary())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        writeln!(input, "{text}").unwrap();
+    }
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "gatehouse {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// How many authenticators `gatehouse user list --json` shows for `name`.
+fn authenticators(server: &GatehouseServer, name: &str) -> u64 {
+    let users: serde_json::Value =
+        serde_json::from_str(&gatehouse(server, &["user", "list", "--json"], None)).unwrap();
+    users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|user| user["name"] == name)
+        .and_then(|user| user["authenticators"].as_u64())
+        .unwrap()
+}
+
+fn sign_in(server: &GatehouseServer, name: &str, password: &str, code: &str) -> String {
+    let client = reqwest::blocking::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let form = client
+        .get(format!("{}/signin", server.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let marker = "name=\"csrf\" value=\"";
+    let start = form.find(marker).unwrap() + marker.len();
+    let csrf = &form[start..start + form[start..].find('"').unwrap()];
+    client
+        .post(format!("{}/signin", server.url))
+        .form(&[
+            ("csrf", csrf),
+            ("name", name),
+            ("password", password),
+            ("code", code),
+        ])
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+}
+
+fn enroll_against_gatehouse(card: &InsertedCard) {
+    let server = GatehouseServer::start(&gatehouse_binary(), ServerOptions::default());
+    gatehouse(
+        &server,
+        &["user", "add", "dave", "--force-mfa", "--password-stdin"],
+        Some("dave-password-1"),
+    );
+    gatehouse(
+        &server,
+        &["user", "add", "erin", "--force-mfa", "--password-stdin"],
+        Some("erin-password-1"),
+    );
+    let created = gatehouse(&server, &["token", "create", "--admin"], None);
+    let token = created.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("gha_"), "{created}");
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &token).unwrap();
+    let token_arg = token_file.to_str().unwrap();
+    let enroll = |user: &str| {
+        device_tools(&[
+            "yubikey",
+            "enroll",
+            "--server",
+            &server.url,
+            "--user",
+            user,
+            "--token-file",
+            token_arg,
+            "--reader",
+            READER,
+        ])
+    };
+
+    // One command registers the key; a touch is required by default.
+    let done = enroll("dave").expect_code(0);
+    assert!(
+        done.stdout
+            .contains("is now dave's authenticator (credential Gatehouse:dave, touch required)"),
+        "{}",
+        done.stdout
+    );
+    assert!(done.stderr.contains("Touch the key"));
+    assert_eq!(authenticators(&server, "dave"), 1);
+
+    // The key's code signs dave in, exactly as an app's code does.
+    server.advance(30);
+    let at = server.now().to_string();
+    let codes = device_tools(&[
+        "yubikey",
+        "code",
+        "--reader",
+        READER,
+        "--name",
+        "Gatehouse:dave",
+        "--at",
+        &at,
+    ])
+    .expect_code(0);
+    let code = codes.stdout.split_whitespace().last().unwrap().to_owned();
+    assert!(sign_in(&server, "dave", "dave-password-1", &code).contains("Signed in as dave"));
+    assert!(
+        sign_in(&server, "dave", "dave-password-1", &code).contains("Sign-in failed"),
+        "a code is accepted once"
+    );
+
+    // The key is never touched: nothing stays registered, on either side.
+    card.card.lock().unwrap().touch = Touch::Never;
+    let untouched = enroll("erin").expect_code(9);
+    assert!(
+        untouched.stderr.contains("touch the key when it blinks"),
+        "{}",
+        untouched.stderr
+    );
+    assert!(
+        untouched.stderr.contains("nothing was registered"),
+        "{}",
+        untouched.stderr
+    );
+    card.card.lock().unwrap().touch = Touch::Always;
+    assert_eq!(authenticators(&server, "erin"), 0);
+    assert!(
+        !session()
+            .list()
+            .unwrap()
+            .iter()
+            .any(|c| c.name == "Gatehouse:erin")
+    );
+    assert!(server.log().contains("withdrawn by the provisioning tool"));
+
+    // A wrong token and an unknown user are refused clearly.
+    std::fs::write(&token_file, "gha_not-a-token").unwrap();
+    let refused = enroll("erin").expect_code(5);
+    assert!(
+        refused.stderr.contains("refused the API token"),
+        "{}",
+        refused.stderr
+    );
+    std::fs::write(&token_file, &token).unwrap();
+    let unknown = enroll("nobody").expect_code(10);
+    assert!(
+        unknown.stderr.contains("no such user"),
+        "{}",
+        unknown.stderr
+    );
+
+    // A revoked token no longer works.
+    gatehouse(&server, &["token", "revoke", "1"], None);
+    enroll("erin").expect_code(5);
 }

@@ -37,6 +37,29 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage admin API tokens (for device-tools).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an admin API token and print it once.
+    Create {
+        /// An admin token (the only kind there is so far).
+        #[arg(long, required = true)]
+        admin: bool,
+        /// What the token is for.
+        #[arg(long, default_value = "device-tools")]
+        name: String,
+        /// Days until it expires.
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+    },
+    /// List tokens (never their values).
+    List,
+    /// Revoke a token by its id.
+    Revoke { id: i64 },
 }
 
 #[derive(Debug, Args, Default)]
@@ -139,10 +162,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None | Some(Command::Serve(_)) => Ok(crate::server::serve(config).await?),
         Some(Command::User(command)) => user(command, &config).await,
+        Some(Command::Token(command)) => token(command, &config),
     }
 }
 
-async fn user(command: UserCommand, config: &Config) -> anyhow::Result<()> {
+/// Admin operations on the data directory's database, as `cli`.
+fn admin_ops(config: &Config) -> anyhow::Result<AdminOps> {
     let database = config.database_path();
     if !database.exists() {
         anyhow::bail!(
@@ -150,13 +175,56 @@ async fn user(command: UserCommand, config: &Config) -> anyhow::Result<()> {
             database.display()
         );
     }
-    let ops = AdminOps {
+    Ok(AdminOps {
         store: Arc::new(Store::open(&database)?),
         passwords: Arc::new(crate::server::passwords(config)?),
         clock: crate::server::clock_from_environment(),
         actor: "cli".to_owned(),
         client: Some("command line".to_owned()),
-    };
+    })
+}
+
+fn token(command: TokenCommand, config: &Config) -> anyhow::Result<()> {
+    let ops = admin_ops(config)?;
+    match command {
+        TokenCommand::Create {
+            admin: _,
+            name,
+            days,
+        } => {
+            let (id, value) = ops.create_api_token(&name, days)?;
+            println!(
+                "Created admin API token {id} ({name}), valid for {days} days. It is shown only once:"
+            );
+            println!("{value}");
+        }
+        TokenCommand::List => {
+            let now = ops.clock.now();
+            println!("{:<6} {:<24} STATE", "ID", "NAME");
+            for token in ops.api_tokens()? {
+                let state = if token.revoked {
+                    "revoked".to_owned()
+                } else if token.expires_at <= now {
+                    "expired".to_owned()
+                } else {
+                    format!(
+                        "valid for {} more days",
+                        (token.expires_at - now).div_ceil(86_400)
+                    )
+                };
+                println!("{:<6} {:<24} {state}", token.id, token.name);
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            ops.revoke_api_token(id)?;
+            println!("Token {id} is revoked.");
+        }
+    }
+    Ok(())
+}
+
+async fn user(command: UserCommand, config: &Config) -> anyhow::Result<()> {
+    let ops = admin_ops(config)?;
     match command {
         UserCommand::Add {
             name,

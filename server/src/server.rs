@@ -197,6 +197,7 @@ pub async fn build(config: &Config) -> Result<Arc<AppState>, StartError> {
         passwords: Arc::new(passwords(config)?),
         pending: PendingEnrollments::default(),
         unknown_names: Default::default(),
+        yubikeys: Default::default(),
     };
     Ok(Arc::new(AppState {
         gatehouse,

@@ -46,7 +46,7 @@ pub struct NewAccount {
 }
 
 impl AdminOps {
-    fn record(&self, event: &'static str, subject: &str, reason: impl Into<String>) {
+    pub(super) fn record(&self, event: &'static str, subject: &str, reason: impl Into<String>) {
         let mut entry = AuditEvent::new(event, Outcome::Success)
             .actor(&self.actor)
             .subject(subject)

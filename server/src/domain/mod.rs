@@ -2,6 +2,7 @@
 //! Pure logic over the store and the vault: no HTTP here, no SQL.
 
 mod admin;
+pub mod api_tokens;
 mod audit;
 mod enrollment;
 mod lockout;
@@ -9,6 +10,7 @@ mod names;
 mod passwords;
 mod sessions;
 mod signin;
+pub mod yubikey;
 
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ pub struct Gatehouse {
     pub pending: PendingEnrollments,
     pub addresses: AddressLimiter,
     pub unknown_names: lockout::UnknownNames,
+    pub yubikeys: yubikey::PendingYubikeys,
 }
 
 /// The knobs of the sign-in procedure.

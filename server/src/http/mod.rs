@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod api;
 pub mod cookies;
 pub mod csrf;
 mod error;
@@ -83,6 +84,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/users/{id}/reset-mfa", post(admin::reset_mfa))
         .route("/admin/users/{id}/unlock", post(admin::unlock))
         .route("/admin/audit", get(admin::audit))
+        .route(
+            "/api/v1/admin/users/{name}/yubikey",
+            post(api::offer_yubikey),
+        )
+        .route(
+            "/api/v1/admin/yubikey-registrations/{id}",
+            axum::routing::delete(api::withdraw_yubikey),
+        )
+        .route(
+            "/api/v1/admin/yubikey-registrations/{id}/confirm",
+            post(api::confirm_yubikey),
+        )
         .route("/healthz", get(health::healthz))
         .route("/static/gatehouse.css", get(stylesheet))
         .fallback(|| async { WebError::not_found() })

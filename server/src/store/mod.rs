@@ -14,11 +14,16 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use rows::{
-    AuditRow, AuthenticatorRow, NewAuthenticator, NewUser, SessionRow, UserRow, UserSummary,
+    ApiTokenRow, AuditRow, AuthenticatorRow, NewAuthenticator, NewUser, SessionRow, UserRow,
+    UserSummary,
 };
 
-const SCHEMA_VERSION: i64 = 1;
-const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA_VERSION: i64 = 2;
+/// Each entry brings the schema from the previous version to its own.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("schema.sql")),
+    (2, include_str!("migration_2.sql")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -304,6 +309,46 @@ impl Store {
             .execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?)
     }
 
+    // ----- API tokens -----
+
+    pub fn create_api_token(&self, token: &ApiTokenRow) -> Result<i64> {
+        let connection = self.connection();
+        connection.execute(
+            "INSERT INTO api_tokens (token_hash, name, scope, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![token.token_hash, token.name, token.scope, token.created_at, token.expires_at],
+        )?;
+        Ok(connection.last_insert_rowid())
+    }
+
+    /// A token that is neither revoked nor expired at `now`.
+    pub fn live_api_token(&self, token_hash: &[u8], now: u64) -> Result<Option<ApiTokenRow>> {
+        Ok(self
+            .connection()
+            .query_row(
+                "SELECT id, token_hash, name, scope, created_at, expires_at, revoked_at FROM api_tokens
+                 WHERE token_hash = ?1 AND revoked_at IS NULL AND expires_at > ?2",
+                params![token_hash, now],
+                ApiTokenRow::from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn api_tokens(&self) -> Result<Vec<ApiTokenRow>> {
+        let connection = self.connection();
+        let mut statement = connection.prepare(
+            "SELECT id, token_hash, name, scope, created_at, expires_at, revoked_at FROM api_tokens ORDER BY id",
+        )?;
+        let rows = statement.query_map([], ApiTokenRow::from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn revoke_api_token(&self, id: i64, now: u64) -> Result<bool> {
+        Ok(self.connection().execute(
+            "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, now],
+        )? == 1)
+    }
+
     // ----- audit -----
 
     pub fn audit(&self, entry: &AuditRow) -> Result<()> {
@@ -342,14 +387,16 @@ fn migrate(connection: &Connection) -> Result<()> {
             supported: SCHEMA_VERSION,
         });
     }
-    if version < 1 {
-        // BEGIN IMMEDIATE: two processes creating the database at once must
-        // not both run the schema.
+    if version < SCHEMA_VERSION {
+        // BEGIN IMMEDIATE: two processes upgrading the database at once must
+        // not both run a migration.
         connection.execute_batch("BEGIN IMMEDIATE")?;
         let current: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        if current < 1 {
-            connection.execute_batch(SCHEMA)?;
-            connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        for (target, sql) in MIGRATIONS {
+            if current < *target {
+                connection.execute_batch(sql)?;
+                connection.pragma_update(None, "user_version", target)?;
+            }
         }
         connection.execute_batch("COMMIT")?;
     }

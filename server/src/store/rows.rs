@@ -143,3 +143,29 @@ impl AuditRow {
         })
     }
 }
+
+#[derive(Debug, Clone)]
+pub struct ApiTokenRow {
+    pub id: i64,
+    /// SHA-256 of the token; the token itself is shown once and not kept.
+    pub token_hash: Vec<u8>,
+    pub name: String,
+    pub scope: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub revoked_at: Option<u64>,
+}
+
+impl ApiTokenRow {
+    pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<ApiTokenRow> {
+        Ok(ApiTokenRow {
+            id: row.get(0)?,
+            token_hash: row.get(1)?,
+            name: row.get(2)?,
+            scope: row.get(3)?,
+            created_at: row.get(4)?,
+            expires_at: row.get(5)?,
+            revoked_at: row.get(6)?,
+        })
+    }
+}
