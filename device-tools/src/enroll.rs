@@ -219,7 +219,10 @@ fn program_and_confirm(
         .call(
             reqwest::Method::POST,
             &format!("/api/v1/admin/yubikey-registrations/{registration}/confirm"),
-            Some(json!({ "code": code })),
+            Some(json!({
+                "code": code,
+                "serial": session.device.as_ref().and_then(|device| device.serial).map(|serial| serial.to_string()),
+            })),
         )
         .map_err(|failure| (failure, Some(stored_name.clone())))?;
     if status != 200 {

@@ -104,17 +104,27 @@ fn list(json: bool) -> Result<ExitCode, Failure> {
     for (reader, present) in readers {
         let applet = if present {
             match OathSession::open(Some(&reader)) {
-                Ok(session) => Some(format!(
-                    "OATH {}.{}.{}{}",
-                    session.version[0],
-                    session.version[1],
-                    session.version[2],
-                    if session.locked() {
+                Ok(session) => {
+                    let device = match &session.device {
+                        Some(crate::ykoath::DeviceInfo {
+                            serial: Some(serial),
+                            firmware,
+                        }) => {
+                            let firmware = firmware
+                                .map(|[a, b, c]| format!(", firmware {a}.{b}.{c}"))
+                                .unwrap_or_default();
+                            format!("YubiKey serial {serial}{firmware}, ")
+                        }
+                        _ => String::new(),
+                    };
+                    let lock = if session.locked() {
                         ", access code set"
                     } else {
                         ""
-                    }
-                )),
+                    };
+                    let [major, minor, patch] = session.version;
+                    Some(format!("{device}OATH {major}.{minor}.{patch}{lock}"))
+                }
                 Err(_) => None,
             }
         } else {

@@ -87,12 +87,10 @@ fn the_oath_client_works_a_virtual_yubikey_through_pcscd() {
     ykman_agrees();
 
     // The CLI, as an admin runs it.
+    let serial = card.card.lock().unwrap().serial;
     let listing = device_tools(&["yubikey", "list"]).expect_code(0);
-    assert!(
-        listing.stdout.contains(&format!("{READER}: OATH 5.4.3")),
-        "{}",
-        listing.stdout
-    );
+    let expected = format!("{READER}: YubiKey serial {serial}, firmware 5.4.3, OATH 5.4.3");
+    assert!(listing.stdout.contains(&expected), "{}", listing.stdout);
     let accounts = device_tools(&["yubikey", "accounts", "--reader", READER]).expect_code(0);
     assert_eq!(
         accounts.stdout.trim(),
@@ -435,6 +433,12 @@ fn enroll_against_gatehouse(card: &InsertedCard) {
     );
     assert!(done.stderr.contains("Touch the key"));
     assert_eq!(authenticators(&server, "dave"), 1);
+    let serial = card.card.lock().unwrap().serial.to_string();
+    let listing = gatehouse(&server, &["user", "list"], None);
+    assert!(
+        listing.contains(&format!("1 (YubiKey {serial})")),
+        "{listing}"
+    );
 
     // The key's code signs dave in, exactly as an app's code does.
     server.advance(30);
@@ -481,9 +485,78 @@ fn enroll_against_gatehouse(card: &InsertedCard) {
     );
     assert!(server.log().contains("withdrawn by the provisioning tool"));
 
+    // A full applet: the credential cannot be stored, nothing is registered.
+    {
+        let session = session();
+        let stored = session.list().unwrap().len();
+        for index in stored..32 {
+            reference(&session, false, &format!("filler-{index:02}"));
+        }
+        assert_eq!(session.list().unwrap().len(), 32);
+    }
+    let full = enroll("erin").expect_code(9);
+    assert!(
+        full.stderr.contains("full") && full.stderr.contains("device-tools yubikey delete"),
+        "{}",
+        full.stderr
+    );
+    assert_eq!(authenticators(&server, "erin"), 0);
+    {
+        let session = session();
+        for credential in session.list().unwrap() {
+            if credential.name.starts_with("filler-") {
+                session.delete(&credential.name).unwrap();
+            }
+        }
+    }
+
+    // A wrong reader name fails before the server is asked for anything.
+    let base = [
+        "yubikey",
+        "enroll",
+        "--server",
+        &server.url,
+        "--user",
+        "erin",
+        "--token-file",
+        token_arg,
+    ];
+    let wrong_reader = device_tools(&[&base[..], &["--reader", "Nope"]].concat()).expect_code(8);
+    assert!(
+        wrong_reader.stderr.contains("no reader named \"Nope\""),
+        "{}",
+        wrong_reader.stderr
+    );
+
+    // A key protected by an access code enrolls once the code is given.
+    session()
+        .set_access_code(&SecretString::from("key access".to_owned()))
+        .unwrap();
+    let code_file = dir.path().join("access-code");
+    std::fs::write(&code_file, "key access").unwrap();
+    device_tools(&[&base[..], &["--reader", READER]].concat()).expect_code(5);
+    let code_arg = code_file.to_str().unwrap();
+    let options = [
+        "--reader",
+        READER,
+        "--access-code-file",
+        code_arg,
+        "--no-touch",
+    ];
+    device_tools(&[&base[..], &options[..]].concat()).expect_code(0);
+    assert_eq!(authenticators(&server, "erin"), 1);
+    {
+        let mut session = session();
+        session
+            .validate(&SecretString::from("key access".to_owned()))
+            .unwrap();
+        session.clear_access_code().unwrap();
+        session.delete("Gatehouse:erin").unwrap();
+    }
+
     // A wrong token and an unknown user are refused clearly.
     std::fs::write(&token_file, "gha_not-a-token").unwrap();
-    let refused = enroll("erin").expect_code(5);
+    let refused = enroll("dave").expect_code(5);
     assert!(
         refused.stderr.contains("refused the API token"),
         "{}",
@@ -499,5 +572,5 @@ fn enroll_against_gatehouse(card: &InsertedCard) {
 
     // A revoked token no longer works.
     gatehouse(&server, &["token", "revoke", "1"], None);
-    enroll("erin").expect_code(5);
+    enroll("dave").expect_code(5);
 }

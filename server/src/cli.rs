@@ -333,6 +333,9 @@ fn list(ops: &AdminOps, json: bool) -> anyhow::Result<()> {
                     "admin": user.is_admin,
                     "force_mfa": user.force_mfa,
                     "authenticators": user.authenticators,
+                    "devices": user.devices.iter().map(|(kind, serial)| {
+                        serde_json::json!({ "kind": kind, "yubikey_serial": serial })
+                    }).collect::<Vec<_>>(),
                     "failed_attempts": user.failed_attempts,
                     "locked_for_seconds": user.locked_until.saturating_sub(now),
                 })
@@ -342,7 +345,7 @@ fn list(ops: &AdminOps, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<24} {:<14} {:<10} {:<15} STATUS",
+        "{:<24} {:<14} {:<10} {:<28} STATUS",
         "USER", "ROLE", "FORCE MFA", "AUTHENTICATORS"
     );
     for user in users {
@@ -354,7 +357,7 @@ fn list(ops: &AdminOps, json: bool) -> anyhow::Result<()> {
             "active".to_owned()
         };
         println!(
-            "{:<24} {:<14} {:<10} {:<15} {status}",
+            "{:<24} {:<14} {:<10} {:<28} {status}",
             user.name,
             if user.is_admin {
                 "administrator"
@@ -362,7 +365,11 @@ fn list(ops: &AdminOps, json: bool) -> anyhow::Result<()> {
                 "user"
             },
             if user.force_mfa { "yes" } else { "no" },
-            user.authenticators,
+            if user.devices.is_empty() {
+                "0".to_owned()
+            } else {
+                format!("{} ({})", user.authenticators, user.describe_devices())
+            },
         );
     }
     Ok(())

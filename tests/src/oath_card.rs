@@ -9,6 +9,9 @@ use hmac::{Hmac, Mac};
 use zeroize::Zeroizing;
 
 const AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x05, 0x27, 0x21, 0x01];
+/// The management applet: device information (serial, firmware).
+const MANAGEMENT_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x05, 0x27, 0x47, 0x11, 0x17];
+const FIRMWARE: [u8; 3] = [5, 4, 3];
 /// A YubiKey 5's answer to reset.
 pub const ATR: [u8; 20] = [
     0x3B, 0x8D, 0x80, 0x01, 0x80, 0x73, 0xC0, 0x21, 0xC0, 0x57, 0x59, 0x75, 0x62, 0x69, 0x4B, 0x65,
@@ -54,6 +57,9 @@ pub struct OathCard {
     challenge: Option<[u8; 8]>,
     pending: Vec<u8>,
     pub touch: Touch,
+    /// The serial number the management applet reports.
+    pub serial: u32,
+    management_selected: bool,
 }
 
 impl OathCard {
@@ -66,6 +72,9 @@ impl OathCard {
             challenge: None,
             pending: Vec::new(),
             touch,
+            serial: 10_000_000
+                + u32::from_be_bytes([0, random8()[0], random8()[1], random8()[2]]) % 80_000_000,
+            management_selected: false,
         }
     }
 
@@ -76,6 +85,16 @@ impl OathCard {
         };
         if instruction != 0xA5 {
             self.pending.clear();
+        }
+        if instruction == 0xA4 && p1 == 0x04 && data == MANAGEMENT_AID {
+            self.management_selected = true;
+            return status(b"5.4.3".to_vec(), OK);
+        }
+        if self.management_selected && !(instruction == 0xA4 && p1 == 0x04) {
+            return match instruction {
+                0x1D => status(self.device_info(), OK),
+                _ => status(Vec::new(), INS_NOT_SUPPORTED),
+            };
         }
         let (body, word) = match instruction {
             0xA4 if p1 == 0x04 => self.select(p1, data),
@@ -114,14 +133,29 @@ impl OathCard {
         self.chain(rest)
     }
 
+    /// GET DEVICE INFO: a length byte, then TLVs (serial, firmware, form
+    /// factor, USB capabilities supported and enabled).
+    fn device_info(&self) -> Vec<u8> {
+        let mut tlvs = Vec::new();
+        tlv(&mut tlvs, 0x02, &self.serial.to_be_bytes());
+        tlv(&mut tlvs, 0x05, &FIRMWARE);
+        tlv(&mut tlvs, 0x04, &[0x01]);
+        tlv(&mut tlvs, 0x01, &[0x02, 0x3B]);
+        tlv(&mut tlvs, 0x03, &[0x02, 0x3B]);
+        let mut body = vec![tlvs.len() as u8];
+        body.extend_from_slice(&tlvs);
+        body
+    }
+
     fn select(&mut self, p1: u8, data: &[u8]) -> (Vec<u8>, u16) {
+        self.management_selected = false;
         if p1 != 0x04 || data != AID {
             // ISO 7816-4 "file or application not found", as a YubiKey says
             // for applets it does not have.
             return (Vec::new(), APPLICATION_NOT_FOUND);
         }
         let mut body = Vec::new();
-        tlv(&mut body, 0x79, &[5, 4, 3]);
+        tlv(&mut body, 0x79, &FIRMWARE);
         tlv(&mut body, 0x71, &self.salt);
         self.validated = self.access_key.is_none();
         self.challenge = None;
@@ -328,8 +362,9 @@ impl OathCard {
         if (p1, p2) != (0xDE, 0xAD) {
             return (Vec::new(), WRONG_P1P2);
         }
-        let touch = self.touch;
+        let (touch, serial) = (self.touch, self.serial);
         *self = OathCard::new(touch);
+        self.serial = serial;
         (Vec::new(), OK)
     }
 }

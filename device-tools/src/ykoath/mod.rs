@@ -7,4 +7,4 @@ pub mod applet;
 pub mod session;
 
 pub use applet::{Credential, HashAlgorithm, OathKind};
-pub use session::{OathError, OathSession};
+pub use session::{DeviceInfo, OathError, OathSession};

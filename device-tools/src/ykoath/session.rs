@@ -9,6 +9,8 @@ use subtle::ConstantTimeEq;
 use super::apdu::{self, ApduError, Command, StatusWord};
 
 pub const OATH_AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x05, 0x27, 0x21, 0x01];
+pub const MANAGEMENT_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x05, 0x27, 0x47, 0x11, 0x17];
+const INS_DEVICE_INFO: u8 = 0x1D;
 const INS_SELECT: u8 = 0xA4;
 const INS_SEND_REMAINING: u8 = 0xA5;
 const INS_VALIDATE: u8 = 0xA3;
@@ -45,6 +47,16 @@ pub struct OathSession {
     pub salt: Vec<u8>,
     /// The card's challenge when an access code is set.
     challenge: Option<Vec<u8>>,
+    /// Serial number and firmware from the management applet, if the key
+    /// tells them.
+    pub device: Option<DeviceInfo>,
+}
+
+/// What the management applet says about the key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceInfo {
+    pub serial: Option<u32>,
+    pub firmware: Option<[u8; 3]>,
 }
 
 /// The readers PC/SC knows, with whether a card is present.
@@ -111,13 +123,45 @@ impl OathSession {
                 version: [0; 3],
                 salt: Vec::new(),
                 challenge: None,
+                device: None,
             };
+            // Device information first: selecting another applet later would
+            // drop an access code's validation.
+            session.device = session.read_device_info().ok();
             match session.select() {
                 Ok(()) => return Ok(session),
                 Err(error) => last_error = error,
             }
         }
         Err(last_error)
+    }
+
+    fn read_device_info(&self) -> Result<DeviceInfo, OathError> {
+        self.transmit(&Command::new(
+            INS_SELECT,
+            0x04,
+            0x00,
+            MANAGEMENT_AID.to_vec(),
+        ))?;
+        let data = self.transmit(&Command::new(INS_DEVICE_INFO, 0x00, 0x00, Vec::new()))?;
+        let [length, tlvs @ ..] = data.as_slice() else {
+            return Err(OathError::Protocol("empty device information"));
+        };
+        let tlvs = tlvs
+            .get(..usize::from(*length))
+            .ok_or(OathError::Protocol("short device information"))?;
+        let mut info = DeviceInfo {
+            serial: None,
+            firmware: None,
+        };
+        for (tag, value) in apdu::parse_tlvs(tlvs)? {
+            match (tag, value) {
+                (0x02, [a, b, c, d]) => info.serial = Some(u32::from_be_bytes([*a, *b, *c, *d])),
+                (0x05, [major, minor, patch]) => info.firmware = Some([*major, *minor, *patch]),
+                _ => {}
+            }
+        }
+        Ok(info)
     }
 
     fn select(&mut self) -> Result<(), OathError> {

@@ -19,9 +19,26 @@ pub struct UserOverview {
     pub is_admin: bool,
     pub force_mfa: bool,
     pub authenticators: u32,
+    /// Each authenticator's kind (`app` or `yubikey`) and YubiKey serial.
+    pub devices: Vec<(String, Option<String>)>,
     pub locked_until: u64,
     pub failed_attempts: u32,
     pub created_at: u64,
+}
+
+impl UserOverview {
+    /// "app, YubiKey 12345678": the authenticators as a person reads them.
+    pub fn describe_devices(&self) -> String {
+        self.devices
+            .iter()
+            .map(|(kind, serial)| match (kind.as_str(), serial) {
+                ("yubikey", Some(serial)) => format!("YubiKey {serial}"),
+                ("yubikey", None) => "YubiKey".to_owned(),
+                _ => "app".to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Admin operations on behalf of `actor` (a user name, or `cli`). The store
@@ -149,11 +166,20 @@ impl AdminOps {
     }
 
     pub fn users(&self) -> Result<Vec<UserOverview>> {
+        let mut devices: std::collections::HashMap<i64, Vec<(String, Option<String>)>> =
+            Default::default();
+        for authenticator in self.store.all_authenticators()? {
+            devices
+                .entry(authenticator.user_id)
+                .or_default()
+                .push((authenticator.kind, authenticator.yubikey_serial));
+        }
         Ok(self
             .store
             .list_users()?
             .into_iter()
             .map(|summary| UserOverview {
+                devices: devices.remove(&summary.user.id).unwrap_or_default(),
                 id: summary.user.id,
                 name: summary.user.name,
                 is_admin: summary.user.is_admin,

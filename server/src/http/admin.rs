@@ -97,6 +97,7 @@ async fn render_users(
         users: users
             .into_iter()
             .map(|user| AdminUserView {
+                devices: user.describe_devices(),
                 id: user.id,
                 name: user.name,
                 is_admin: user.is_admin,

@@ -69,6 +69,7 @@ pub struct AdminUserView {
     pub is_admin: bool,
     pub force_mfa: bool,
     pub authenticators: u32,
+    pub devices: String,
     pub failed_attempts: u32,
     pub locked_for: u64,
 }
