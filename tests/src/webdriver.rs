@@ -24,8 +24,12 @@ impl Chromedriver {
         let binary = crate::require_tool("chromedriver", "chromium-driver");
         crate::require_tool("chromium", "chromium");
         let port = free_port();
+        use std::os::unix::process::CommandExt;
         let child = Command::new(binary)
             .arg(format!("--port={port}"))
+            // Its own process group, so that stopping it also stops the
+            // browsers it started, even when a test panicked mid-session.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -104,6 +108,8 @@ impl Chromedriver {
 
 impl Drop for Chromedriver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -130,6 +136,18 @@ pub struct Element(String);
 
 impl Browser {
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        match self.try_call(method, path, body).await {
+            Ok(value) => value,
+            Err(error) => panic!("WebDriver {path}: {error}"),
+        }
+    }
+
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
             request = request.json(&body);
@@ -142,9 +160,58 @@ impl Browser {
             .await
             .expect("WebDriver answer");
         if response["value"]["error"].is_string() {
-            panic!("WebDriver {path}: {}", response["value"]);
+            return Err(response["value"].to_string());
         }
-        response["value"].clone()
+        Ok(response["value"].clone())
+    }
+
+    /// Find an element and act on it, again while the page is still
+    /// changing under it (a stale or not yet interactable element).
+    async fn on_element(&self, xpath: &str, action: &str, body: Option<Value>) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let element = self.xpath(xpath).await;
+            let method = if body.is_some() {
+                reqwest::Method::POST
+            } else {
+                reqwest::Method::GET
+            };
+            match self
+                .try_call(
+                    method,
+                    &format!("/element/{}/{action}", element.0),
+                    body.clone(),
+                )
+                .await
+            {
+                Ok(value) => return value,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(error) => panic!("WebDriver {action} on {xpath}: {error}"),
+            }
+        }
+    }
+
+    /// Wait until the page's visible text contains `needle`; returns it.
+    pub async fn wait_for_text(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self
+                .on_element("//body", "text", None)
+                .await
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page never said {needle:?}; it says:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Save a numbered screenshot of every `snap` in `dir`.
@@ -204,29 +271,15 @@ impl Browser {
     }
 
     pub async fn fill(&self, label: &str, text: &str) {
-        let field = self.field(label).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{}/clear", field.0),
-            Some(json!({})),
-        )
-        .await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{}/value", field.0),
-            Some(json!({ "text": text })),
-        )
-        .await;
+        let xpath = format!("//input[@id=//label[normalize-space()='{label}']/@for]");
+        self.on_element(&xpath, "clear", Some(json!({}))).await;
+        self.on_element(&xpath, "value", Some(json!({ "text": text })))
+            .await;
     }
 
     pub async fn click(&self, button_text: &str) {
-        let button = self.button(button_text).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{}/click", button.0),
-            Some(json!({})),
-        )
-        .await;
+        let xpath = format!("//button[normalize-space()='{button_text}']");
+        self.on_element(&xpath, "click", Some(json!({}))).await;
     }
 
     pub async fn text(&self, element: &Element) -> String {
@@ -240,11 +293,6 @@ impl Browser {
         value.as_str().unwrap_or_default().to_owned()
     }
 
-    /// The visible text of the whole page.
-    pub async fn page_text(&self) -> String {
-        let body = self.xpath("//body").await;
-        self.text(&body).await
-    }
 
     pub async fn source(&self) -> String {
         let value = self.call(reqwest::Method::GET, "/source", None).await;

@@ -53,11 +53,9 @@ async fn chromium_signs_in_with_enforced_mfa_as_the_procedure_describes() {
     browser.click("Sign In").await;
 
     // The reminder that MFA is enforced.
-    let text = browser.page_text().await;
-    assert!(
-        text.contains("Multi-factor authentication (MFA) is enforced for your account"),
-        "{text}"
-    );
+    let text = browser
+        .wait_for_text("Multi-factor authentication (MFA) is enforced for your account")
+        .await;
     assert!(
         text.contains("register a mobile device as an authenticator"),
         "{text}"
@@ -66,8 +64,7 @@ async fn chromium_signs_in_with_enforced_mfa_as_the_procedure_describes() {
     browser.click("Show MFA Settings").await;
 
     // MFA Settings for user admin.
-    let text = browser.page_text().await;
-    assert!(text.contains("MFA Settings for user admin"), "{text}");
+    let text = browser.wait_for_text("MFA Settings for user admin").await;
     assert!(
         text.contains("You have not yet registered a mobile device as an authenticator."),
         "{text}"
@@ -76,11 +73,9 @@ async fn chromium_signs_in_with_enforced_mfa_as_the_procedure_describes() {
     browser.click("Initialize").await;
 
     // MFA Settings for user admin – Authenticator: QR code and security key.
-    let text = browser.page_text().await;
-    assert!(
-        text.contains("MFA Settings for user admin – Authenticator"),
-        "{text}"
-    );
+    browser
+        .wait_for_text("MFA Settings for user admin – Authenticator")
+        .await;
     let key_element = browser.xpath("//*[@id='security-key']").await;
     let shown_key = browser.text(&key_element).await;
     let key: String = shown_key.split_whitespace().collect();
@@ -109,8 +104,9 @@ async fn chromium_signs_in_with_enforced_mfa_as_the_procedure_describes() {
     browser.click("Close").await;
 
     // The one-time password is replaced.
-    let text = browser.page_text().await;
-    assert!(text.contains("Change Password for user admin"), "{text}");
+    browser
+        .wait_for_text("Change Password for user admin")
+        .await;
     browser.fill("Current password", &one_time).await;
     browser.fill("New password", "a new admin password").await;
     browser
@@ -119,14 +115,14 @@ async fn chromium_signs_in_with_enforced_mfa_as_the_procedure_describes() {
     browser.snap("change-password").await;
     browser.click("Change Password").await;
 
-    let text = browser.page_text().await;
-    assert!(text.contains("Signed in as admin"), "{text}");
+    let text = browser.wait_for_text("Signed in as admin").await;
     assert!(text.contains("password and authenticator code"), "{text}");
     browser.snap("signed-in").await;
     browser.click("Sign Out").await;
 
     // Later: user name, password and the current authenticator code.
     server.advance(30);
+    browser.wait_for_text("You have signed out.").await;
     assert_eq!(browser.current_path().await, "/signin");
     browser.fill("User name", "admin").await;
     browser.fill("Password", "a new admin password").await;
@@ -135,16 +131,12 @@ async fn chromium_signs_in_with_enforced_mfa_as_the_procedure_describes() {
         .await;
     browser.snap("sign-in-with-code").await;
     browser.click("Sign In").await;
-    let text = browser.page_text().await;
-    assert!(text.contains("Signed in as admin"), "{text}");
+    browser.wait_for_text("Signed in as admin").await;
 
     // The admin pages.
     browser.goto(&format!("{}/admin", server.url)).await;
-    let text = browser.page_text().await;
-    assert!(
-        text.contains("Force MFA") && text.contains("Create User"),
-        "{text}"
-    );
+    let text = browser.wait_for_text("Create User").await;
+    assert!(text.contains("Force MFA"), "{text}");
     browser.snap("admin").await;
     browser.quit().await;
 }
