@@ -242,7 +242,7 @@ fn the_oath_client_works_a_virtual_yubikey_through_pcscd() {
     assert!(touched.stderr.contains("Touch the key"));
 
     // Provisioning against a running gatehouse, then signing in with the key.
-    enroll_against_gatehouse(&card);
+    let card = enroll_against_gatehouse(card);
 
     // Pull the card: a clear error, not a hang.
     card.remove();
@@ -389,7 +389,7 @@ fn sign_in(server: &GatehouseServer, name: &str, password: &str, code: &str) -> 
         .unwrap()
 }
 
-fn enroll_against_gatehouse(card: &InsertedCard) {
+fn enroll_against_gatehouse(card: InsertedCard) -> InsertedCard {
     let server = GatehouseServer::start(&gatehouse_binary(), ServerOptions::default());
     gatehouse(
         &server,
@@ -485,6 +485,31 @@ fn enroll_against_gatehouse(card: &InsertedCard) {
     );
     assert!(server.log().contains("withdrawn by the provisioning tool"));
 
+    // The key is pulled out while it waits for the touch: nothing active.
+    card.card.lock().unwrap().touch = Touch::PullOut;
+    let pulled = enroll("erin");
+    assert_ne!(pulled.code, Some(0), "{}", pulled.stdout);
+    assert!(
+        pulled.stderr.contains("nothing was registered"),
+        "{}",
+        pulled.stderr
+    );
+    assert_eq!(authenticators(&server, "erin"), 0);
+    assert!(
+        server
+            .log()
+            .matches("withdrawn by the provisioning tool")
+            .count()
+            >= 2
+    );
+    drop(card);
+    let card = InsertedCard::insert(OathCard::new(Touch::Always));
+    {
+        // A fresh key: put back what the steps below expect.
+        let session = session();
+        reference(&session, false, REFERENCE_NAME);
+    }
+
     // A full applet: the credential cannot be stored, nothing is registered.
     {
         let session = session();
@@ -573,4 +598,5 @@ fn enroll_against_gatehouse(card: &InsertedCard) {
     // A revoked token no longer works.
     gatehouse(&server, &["token", "revoke", "1"], None);
     enroll("dave").expect_code(5);
+    card
 }

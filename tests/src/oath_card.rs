@@ -37,6 +37,8 @@ pub enum Touch {
     Always,
     /// Never touches it: touch credentials answer `6985`.
     Never,
+    /// Pulls the key out of the reader instead of touching it.
+    PullOut,
 }
 
 struct Credential {
@@ -60,6 +62,8 @@ pub struct OathCard {
     /// The serial number the management applet reports.
     pub serial: u32,
     management_selected: bool,
+    /// Set when the person pulled the key out: the reader loses the card.
+    pub pulled_out: bool,
 }
 
 impl OathCard {
@@ -75,6 +79,7 @@ impl OathCard {
             serial: 10_000_000
                 + u32::from_be_bytes([0, random8()[0], random8()[1], random8()[2]]) % 80_000_000,
             management_selected: false,
+            pulled_out: false,
         }
     }
 
@@ -275,7 +280,7 @@ impl OathCard {
         (body, OK)
     }
 
-    fn calculate(&self, p2: u8, data: &[u8]) -> (Vec<u8>, u16) {
+    fn calculate(&mut self, p2: u8, data: &[u8]) -> (Vec<u8>, u16) {
         let (Some(name), Some(challenge)) = (find_tag(data, 0x71), find_tag(data, 0x74)) else {
             return (Vec::new(), WRONG_DATA);
         };
@@ -283,6 +288,10 @@ impl OathCard {
             return (Vec::new(), NO_SUCH_OBJECT);
         };
         if credential.touch && self.touch == Touch::Never {
+            return (Vec::new(), TOUCH_REQUIRED);
+        }
+        if credential.touch && self.touch == Touch::PullOut {
+            self.pulled_out = true;
             return (Vec::new(), TOUCH_REQUIRED);
         }
         let mac = hmac(credential.kind & 0x0F, &credential.key, challenge);

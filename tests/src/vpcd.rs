@@ -81,11 +81,16 @@ fn serve(mut stream: TcpStream, card: &Mutex<OathCard>) {
         let answer = match message.as_slice() {
             [4] => Some(ATR.to_vec()),
             [_] => None,
-            apdu => Some(
-                card.lock()
-                    .map(|mut card| card.process(apdu))
-                    .unwrap_or_default(),
-            ),
+            apdu => {
+                let Ok(mut card) = card.lock() else { return };
+                let answer = card.process(apdu);
+                if card.pulled_out {
+                    // Out of the reader mid-command: no answer, no card.
+                    let _ = stream.shutdown(Shutdown::Both);
+                    return;
+                }
+                Some(answer)
+            }
         };
         if let Some(answer) = answer {
             let mut framed = (answer.len() as u16).to_be_bytes().to_vec();

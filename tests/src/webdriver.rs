@@ -293,7 +293,6 @@ impl Browser {
         value.as_str().unwrap_or_default().to_owned()
     }
 
-
     pub async fn source(&self) -> String {
         let value = self.call(reqwest::Method::GET, "/source", None).await;
         value.as_str().unwrap_or_default().to_owned()
