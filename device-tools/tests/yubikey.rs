@@ -242,10 +242,9 @@ fn the_oath_client_works_a_virtual_yubikey_through_pcscd() {
     assert!(touched.stderr.contains("Touch the key"));
 
     // Provisioning against a running gatehouse, then signing in with the key.
-    let card = enroll_against_gatehouse(card);
+    enroll_against_gatehouse(card);
 
-    // Pull the card: a clear error, not a hang.
-    card.remove();
+    // The card is out: a clear error, not a hang.
     let gone = device_tools(&["yubikey", "accounts", "--reader", READER]);
     assert_eq!(gone.code, Some(8), "{}", gone.stderr);
     let reset = device_tools(&["yubikey", "reset", "--reader", READER]).expect_code(2);
@@ -389,7 +388,8 @@ fn sign_in(server: &GatehouseServer, name: &str, password: &str, code: &str) -> 
         .unwrap()
 }
 
-fn enroll_against_gatehouse(card: InsertedCard) -> InsertedCard {
+/// Ends with the key pulled out of the reader.
+fn enroll_against_gatehouse(card: InsertedCard) {
     let server = GatehouseServer::start(&gatehouse_binary(), ServerOptions::default());
     gatehouse(
         &server,
@@ -400,6 +400,11 @@ fn enroll_against_gatehouse(card: InsertedCard) -> InsertedCard {
         &server,
         &["user", "add", "erin", "--force-mfa", "--password-stdin"],
         Some("erin-password-1"),
+    );
+    gatehouse(
+        &server,
+        &["user", "add", "frank", "--force-mfa", "--password-stdin"],
+        Some("frank-password-1"),
     );
     let created = gatehouse(&server, &["token", "create", "--admin"], None);
     let token = created.lines().last().unwrap().trim().to_owned();
@@ -484,31 +489,6 @@ fn enroll_against_gatehouse(card: InsertedCard) -> InsertedCard {
             .any(|c| c.name == "Gatehouse:erin")
     );
     assert!(server.log().contains("withdrawn by the provisioning tool"));
-
-    // The key is pulled out while it waits for the touch: nothing active.
-    card.card.lock().unwrap().touch = Touch::PullOut;
-    let pulled = enroll("erin");
-    assert_ne!(pulled.code, Some(0), "{}", pulled.stdout);
-    assert!(
-        pulled.stderr.contains("nothing was registered"),
-        "{}",
-        pulled.stderr
-    );
-    assert_eq!(authenticators(&server, "erin"), 0);
-    assert!(
-        server
-            .log()
-            .matches("withdrawn by the provisioning tool")
-            .count()
-            >= 2
-    );
-    drop(card);
-    let card = InsertedCard::insert(OathCard::new(Touch::Always));
-    {
-        // A fresh key: put back what the steps below expect.
-        let session = session();
-        reference(&session, false, REFERENCE_NAME);
-    }
 
     // A full applet: the credential cannot be stored, nothing is registered.
     {
@@ -596,7 +576,32 @@ fn enroll_against_gatehouse(card: InsertedCard) -> InsertedCard {
     );
 
     // A revoked token no longer works.
+    let second = gatehouse(
+        &server,
+        &["token", "create", "--admin", "--name", "second"],
+        None,
+    );
+    let second_token = second.lines().last().unwrap().trim().to_owned();
     gatehouse(&server, &["token", "revoke", "1"], None);
     enroll("dave").expect_code(5);
-    card
+    std::fs::write(&token_file, &second_token).unwrap();
+
+    // The key is pulled out while it waits for the touch: nothing active.
+    card.card.lock().unwrap().touch = Touch::PullOut;
+    let pulled = enroll("frank");
+    assert_ne!(pulled.code, Some(0), "{}", pulled.stdout);
+    assert!(
+        pulled.stderr.contains("nothing was registered"),
+        "{}",
+        pulled.stderr
+    );
+    assert_eq!(authenticators(&server, "frank"), 0);
+    assert!(
+        server
+            .log()
+            .matches("withdrawn by the provisioning tool")
+            .count()
+            >= 2
+    );
+    card.remove();
 }
