@@ -86,6 +86,10 @@ pub enum YubikeyCommand {
         /// else $GATEHOUSE_TOKEN.
         #[arg(long, env = "GATEHOUSE_TOKEN_FILE", value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// A PEM file with the CA certificate(s) to trust for the server,
+        /// besides the system's.
+        #[arg(long, env = "GATEHOUSE_CA_FILE", value_name = "FILE")]
+        ca_file: Option<PathBuf>,
         /// Credential name on the key (default: "<issuer>:<user>").
         #[arg(long)]
         name: Option<String>,

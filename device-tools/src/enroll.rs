@@ -26,6 +26,7 @@ use crate::ykoath::{OathError, OathSession};
 
 pub struct Enrollment<'a> {
     pub server: &'a str,
+    pub ca_file: Option<&'a Path>,
     pub user: &'a str,
     pub token_file: Option<&'a Path>,
     pub name: Option<&'a str>,
@@ -77,12 +78,29 @@ impl Api<'_> {
             request = request.json(&body);
         }
         let response = request.send().map_err(|error| {
-            server_failure(format!("cannot reach the server at {}: {error}", self.base))
+            server_failure(format!(
+                "cannot reach the server at {}: {}",
+                self.base,
+                chain(&error)
+            ))
         })?;
         let status = response.status().as_u16();
         let body = response.json::<Value>().unwrap_or(Value::Null);
         Ok((status, body))
     }
+}
+
+/// An error with its causes, which for connection errors say what went
+/// wrong (refused, TLS certificate not trusted, …).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn refused(status: u16, body: &Value) -> Failure {
@@ -99,7 +117,7 @@ fn refused(status: u16, body: &Value) -> Failure {
 pub fn run(enrollment: &Enrollment<'_>) -> Result<ExitCode, Failure> {
     let session = crate::yubikey::open(enrollment.card)?;
     let api = Api {
-        http: reqwest::blocking::Client::new(),
+        http: http_client(enrollment.ca_file)?,
         base: enrollment.server,
         token: admin_token(enrollment.token_file)?,
     };
@@ -229,6 +247,31 @@ fn program_and_confirm(
         return Err((refused(status, &body), Some(stored_name)));
     }
     Ok(stored_name)
+}
+
+/// An HTTPS-capable client trusting the system's CAs and `ca_file`'s.
+fn http_client(ca_file: Option<&Path>) -> Result<reqwest::blocking::Client, Failure> {
+    let mut builder = reqwest::blocking::Client::builder();
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|error| {
+            Failure::new(
+                exit::USAGE,
+                format!("cannot read {}: {error}", path.display()),
+            )
+        })?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
+            Failure::new(
+                exit::USAGE,
+                format!("{} holds no PEM certificate: {error}", path.display()),
+            )
+        })?;
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder
+        .build()
+        .map_err(|error| server_failure(format!("cannot set up HTTPS: {error}")))
 }
 
 fn card_failure(error: OathError) -> Failure {

@@ -32,10 +32,12 @@ pub fn run(command: YubikeyCommand, json: bool) -> Result<ExitCode, Failure> {
             server,
             user,
             token_file,
+            ca_file,
             name,
             no_touch,
             card,
         } => crate::enroll::run(&crate::enroll::Enrollment {
+            ca_file: ca_file.as_deref(),
             server: &server,
             user: &user,
             token_file: token_file.as_deref(),

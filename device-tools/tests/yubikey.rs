@@ -361,7 +361,9 @@ fn authenticators(server: &GatehouseServer, name: &str) -> u64 {
 }
 
 fn sign_in(server: &GatehouseServer, name: &str, password: &str, code: &str) -> String {
+    let pem = std::fs::read(server.data_dir.with_file_name("ca.pem")).unwrap();
     let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
         .cookie_store(true)
         .build()
         .unwrap();
@@ -390,7 +392,58 @@ fn sign_in(server: &GatehouseServer, name: &str, password: &str, code: &str) -> 
 
 /// Ends with the key pulled out of the reader.
 fn enroll_against_gatehouse(card: InsertedCard) {
-    let server = GatehouseServer::start(&gatehouse_binary(), ServerOptions::default());
+    // Over HTTPS, as in a deployment: the server's certificate is trusted
+    // through --ca-file.
+    let tls_dir = tempfile::tempdir().unwrap();
+    let certificate = tls_dir.path().join("cert.pem");
+    let private_key = tls_dir.path().join("key.pem");
+    let made = Command::new(require_tool("openssl", "openssl"))
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        // An end-entity certificate: rustls refuses a CA certificate as a
+        // server's own.
+        .args(["-extensions", "v3_req"])
+        .args([
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&private_key)
+        .arg("-out")
+        .arg(&certificate)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let server = GatehouseServer::start(
+        &gatehouse_binary(),
+        ServerOptions {
+            extra_args: vec![
+                "--tls-certificate".into(),
+                certificate.display().to_string(),
+                "--tls-private-key".into(),
+                private_key.display().to_string(),
+            ],
+            ..ServerOptions::default()
+        },
+    );
+    assert!(server.url.starts_with("https://"));
+    std::fs::copy(&certificate, server.data_dir.with_file_name("ca.pem")).unwrap();
+    let ca_arg = certificate.to_str().unwrap();
     gatehouse(
         &server,
         &["user", "add", "dave", "--force-mfa", "--password-stdin"],
@@ -425,6 +478,8 @@ fn enroll_against_gatehouse(card: InsertedCard) {
             token_arg,
             "--reader",
             READER,
+            "--ca-file",
+            ca_arg,
         ])
     };
 
@@ -519,6 +574,8 @@ fn enroll_against_gatehouse(card: InsertedCard) {
     let base = [
         "yubikey",
         "enroll",
+        "--ca-file",
+        ca_arg,
         "--server",
         &server.url,
         "--user",
