@@ -395,40 +395,7 @@ fn enroll_against_gatehouse(card: InsertedCard) {
     // Over HTTPS, as in a deployment: the server's certificate is trusted
     // through --ca-file.
     let tls_dir = tempfile::tempdir().unwrap();
-    let certificate = tls_dir.path().join("cert.pem");
-    let private_key = tls_dir.path().join("key.pem");
-    let made = Command::new(require_tool("openssl", "openssl"))
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ])
-        // An end-entity certificate: rustls refuses a CA certificate as a
-        // server's own.
-        .args(["-extensions", "v3_req"])
-        .args([
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&private_key)
-        .arg("-out")
-        .arg(&certificate)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (certificate, private_key) = gatehouse_tests::self_signed_certificate(tls_dir.path());
     let server = GatehouseServer::start(
         &gatehouse_binary(),
         ServerOptions {

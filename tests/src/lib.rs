@@ -291,3 +291,42 @@ impl Drop for GatehouseServer {
         let _ = self.child.wait();
     }
 }
+
+/// A self-signed end-entity certificate for 127.0.0.1 and its key, made with
+/// `openssl` in `dir`: `(certificate.pem, key.pem)`.
+pub fn self_signed_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let certificate = dir.join("cert.pem");
+    let private_key = dir.join("key.pem");
+    let made = Command::new(require_tool("openssl", "openssl"))
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args([
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        // End-entity: rustls refuses a CA certificate as a server's own.
+        .args(["-extensions", "v3_req"])
+        .arg("-keyout")
+        .arg(&private_key)
+        .arg("-out")
+        .arg(&certificate)
+        .output()
+        .expect("run openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (certificate, private_key)
+}

@@ -179,24 +179,17 @@ pub async fn force_mfa(
     Path(user_id): Path<i64>,
     HtmlForm(form): HtmlForm<ForceMfaForm>,
 ) -> Result<Response, WebError> {
-    visitor.check_csrf(&state, &form.csrf)?;
-    let (_, ops) = match admin(&state, &visitor)? {
-        Ok(found) => found,
-        Err(redirect) => return Ok(redirect.into_response()),
-    };
     let on = form.force_mfa.is_some();
-    let name = blocking(move || {
-        let user = ops.user_by_id(user_id)?;
-        ops.set_force_mfa(&user, on)?;
-        Ok(user.name)
-    })
-    .await?;
     let done = if on { "force-mfa-on" } else { "force-mfa-off" };
-    Ok(Redirect::to(&format!(
-        "/admin?done={done}&user={}",
-        urlencoding::encode(&name)
-    ))
-    .into_response())
+    act_on_user(
+        &state,
+        &visitor,
+        &form.csrf,
+        user_id,
+        done,
+        move |ops, user| ops.set_force_mfa(user, on),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -210,22 +203,15 @@ pub async fn reset_mfa(
     Path(user_id): Path<i64>,
     HtmlForm(form): HtmlForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
-    visitor.check_csrf(&state, &form.csrf)?;
-    let (_, ops) = match admin(&state, &visitor)? {
-        Ok(found) => found,
-        Err(redirect) => return Ok(redirect.into_response()),
-    };
-    let name = blocking(move || {
-        let user = ops.user_by_id(user_id)?;
-        ops.reset_mfa(&user)?;
-        Ok(user.name)
-    })
-    .await?;
-    Ok(Redirect::to(&format!(
-        "/admin?done=reset-mfa&user={}",
-        urlencoding::encode(&name)
-    ))
-    .into_response())
+    act_on_user(
+        &state,
+        &visitor,
+        &form.csrf,
+        user_id,
+        "reset-mfa",
+        |ops, user| ops.reset_mfa(user).map(|_| ()),
+    )
+    .await
 }
 
 pub async fn unlock(
@@ -234,22 +220,40 @@ pub async fn unlock(
     Path(user_id): Path<i64>,
     HtmlForm(form): HtmlForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
-    visitor.check_csrf(&state, &form.csrf)?;
-    let (_, ops) = match admin(&state, &visitor)? {
+    act_on_user(
+        &state,
+        &visitor,
+        &form.csrf,
+        user_id,
+        "unlocked",
+        |ops, user| ops.unlock(user),
+    )
+    .await
+}
+
+/// Check the form's CSRF token and the admin's rights, apply `action` to the
+/// user, and go back to the user list with a notice naming `done`.
+async fn act_on_user(
+    state: &AppState,
+    visitor: &Visitor,
+    csrf: &str,
+    user_id: i64,
+    done: &'static str,
+    action: impl FnOnce(&AdminOps, &UserRow) -> Result<(), DomainError> + Send + 'static,
+) -> Result<Response, WebError> {
+    visitor.check_csrf(state, csrf)?;
+    let (_, ops) = match admin(state, visitor)? {
         Ok(found) => found,
         Err(redirect) => return Ok(redirect.into_response()),
     };
     let name = blocking(move || {
         let user = ops.user_by_id(user_id)?;
-        ops.unlock(&user)?;
+        action(&ops, &user)?;
         Ok(user.name)
     })
     .await?;
-    Ok(Redirect::to(&format!(
-        "/admin?done=unlocked&user={}",
-        urlencoding::encode(&name)
-    ))
-    .into_response())
+    let target = format!("/admin?done={done}&user={}", urlencoding::encode(&name));
+    Ok(Redirect::to(&target).into_response())
 }
 
 pub async fn audit(

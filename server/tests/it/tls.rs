@@ -9,40 +9,9 @@ use crate::browser::{add_user, start_with};
 
 #[test]
 fn under_tls_cookies_are_secure_and_host_prefixed() {
-    let openssl = require_tool("openssl", "openssl");
     let curl = require_tool("curl", "curl");
     let dir = tempfile::tempdir().unwrap();
-    let certificate = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    let made = Command::new(openssl)
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&certificate)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (certificate, key) = gatehouse_tests::self_signed_certificate(dir.path());
     let server = start_with(ServerOptions {
         extra_args: vec![
             "--tls-certificate".into(),
