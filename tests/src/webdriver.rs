@@ -257,20 +257,8 @@ impl Browser {
         }
     }
 
-    /// The input a `<label>` with this text is for.
-    pub async fn field(&self, label: &str) -> Element {
-        self.xpath(&format!(
-            "//input[@id=//label[normalize-space()='{label}']/@for]"
-        ))
-        .await
-    }
-
-    pub async fn button(&self, text: &str) -> Element {
-        self.xpath(&format!("//button[normalize-space()='{text}']"))
-            .await
-    }
-
     pub async fn fill(&self, label: &str, text: &str) {
+        // The input a `<label>` with this text is for.
         let xpath = format!("//input[@id=//label[normalize-space()='{label}']/@for]");
         self.on_element(&xpath, "clear", Some(json!({}))).await;
         self.on_element(&xpath, "value", Some(json!({ "text": text })))
