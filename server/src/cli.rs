@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{Config, TlsConfig};
+use crate::domain::api_tokens::ApiScope;
+use crate::domain::oauth::NewClient;
 use crate::domain::{AdminOps, NewAccount};
 use crate::store::Store;
 
@@ -37,18 +39,56 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
-    /// Manage admin API tokens (for device-tools).
+    /// Manage API tokens: admin tokens (device-tools) and service tokens
+    /// (the validation API, token introspection).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage external clients (desktop tools, CLIs) that sign in through
+    /// the browser.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client and print its client id.
+    Add {
+        /// The client id: lower-case letters, digits, '.', '_' and '-'.
+        name: String,
+        /// A public client (native app or CLI): it proves itself with PKCE,
+        /// not a secret. The only kind Gatehouse registers.
+        #[arg(long)]
+        public: bool,
+        /// Allow any loopback redirect (http://127.0.0.1:PORT/..., http://[::1]:PORT/...).
+        #[arg(long)]
+        loopback: bool,
+        /// A further redirect URI, matched exactly (https, or a private-use
+        /// scheme such as com.example.app:/callback). Repeatable.
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// What the consent page calls the client (default: its id).
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        display_name: String,
+    },
+    /// List registered clients.
+    List,
+    /// Remove a client and revoke every token issued to it.
+    Remove { name: String },
+    /// Sign a user out of every external client (revoke their tokens).
+    RevokeUser { user: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create an admin API token and print it once.
+    /// Create an API token and print it once.
     Create {
-        /// An admin token (the only kind there is so far).
-        #[arg(long, required = true)]
+        /// An admin token: the admin API (device-tools yubikey enroll).
+        #[arg(long, conflicts_with = "service", required_unless_present = "service")]
         admin: bool,
+        /// A service token: the validation API and token introspection
+        /// (a VPN or RADIUS front end, a resource server).
+        #[arg(long)]
+        service: bool,
         /// What the token is for.
         #[arg(long, default_value = "device-tools")]
         name: String,
@@ -163,7 +203,69 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         None | Some(Command::Serve(_)) => Ok(crate::server::serve(config).await?),
         Some(Command::User(command)) => user(command, &config).await,
         Some(Command::Token(command)) => token(command, &config),
+        Some(Command::Client(command)) => client(command, &config),
     }
+}
+
+fn client(command: ClientCommand, config: &Config) -> anyhow::Result<()> {
+    let ops = admin_ops(config)?;
+    match command {
+        ClientCommand::Add {
+            name,
+            public: _,
+            loopback,
+            redirect_uris,
+            display_name,
+        } => {
+            let client = ops.add_client(NewClient {
+                client_id: name,
+                name: display_name,
+                loopback,
+                redirect_uris,
+            })?;
+            println!(
+                "Registered public client {:?} with client id: {}",
+                client.name, client.client_id
+            );
+            if client.loopback {
+                println!(
+                    "It may use loopback redirects (http://127.0.0.1:PORT/..., http://[::1]:PORT/...)."
+                );
+            }
+            for uri in &client.redirect_uris {
+                println!("Redirect URI: {uri}");
+            }
+        }
+        ClientCommand::List => {
+            println!("{:<24} {:<24} REDIRECTS", "CLIENT ID", "NAME");
+            for client in ops.clients()? {
+                let mut redirects = Vec::new();
+                if client.loopback {
+                    redirects.push("loopback".to_owned());
+                }
+                redirects.extend(client.redirect_uris);
+                println!(
+                    "{:<24} {:<24} {}",
+                    client.client_id,
+                    client.name,
+                    redirects.join(", ")
+                );
+            }
+        }
+        ClientCommand::Remove { name } => {
+            ops.remove_client(&name)?;
+            println!("Client {name} is removed; every token issued to it is revoked.");
+        }
+        ClientCommand::RevokeUser { user } => {
+            let user = ops.user(&user)?;
+            let revoked = ops.revoke_client_sign_ins(&user)?;
+            println!(
+                "{} is signed out of {revoked} external client sign-in(s).",
+                user.name
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Admin operations on the data directory's database, as `cli`.
@@ -189,18 +291,25 @@ fn token(command: TokenCommand, config: &Config) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create {
             admin: _,
+            service,
             name,
             days,
         } => {
-            let (id, value) = ops.create_api_token(&name, days)?;
+            let scope = if service {
+                ApiScope::Service
+            } else {
+                ApiScope::Admin
+            };
+            let (id, value) = ops.create_api_token(&name, days, scope)?;
             println!(
-                "Created admin API token {id} ({name}), valid for {days} days. It is shown only once:"
+                "Created {} API token {id} ({name}), valid for {days} days. It is shown only once:",
+                scope.as_str()
             );
             println!("{value}");
         }
         TokenCommand::List => {
             let now = ops.clock.now();
-            println!("{:<6} {:<24} STATE", "ID", "NAME");
+            println!("{:<6} {:<24} {:<8} STATE", "ID", "NAME", "KIND");
             for token in ops.api_tokens()? {
                 let state = if token.revoked {
                     "revoked".to_owned()
@@ -212,7 +321,10 @@ fn token(command: TokenCommand, config: &Config) -> anyhow::Result<()> {
                         (token.expires_at - now).div_ceil(86_400)
                     )
                 };
-                println!("{:<6} {:<24} {state}", token.id, token.name);
+                println!(
+                    "{:<6} {:<24} {:<8} {state}",
+                    token.id, token.name, token.scope
+                );
             }
         }
         TokenCommand::Revoke { id } => {

@@ -35,6 +35,10 @@ pub struct Config {
     pub allow_plain_http: bool,
     /// Shown in authenticator apps next to the account name.
     pub issuer: String,
+    /// The address people and tools use to reach this server (for example
+    /// `https://mfa.example.com`), when it differs from the listening
+    /// address: behind a proxy. It names the OAuth endpoints.
+    pub public_url: Option<String>,
     pub tls: Option<TlsConfig>,
     pub pkcs11: Pkcs11Config,
     pub totp: TotpConfig,
@@ -110,6 +114,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             allow_plain_http: false,
             issuer: "Gatehouse".to_owned(),
+            public_url: None,
             tls: None,
             pkcs11: Pkcs11Config::default(),
             totp: TotpConfig::default(),
@@ -229,6 +234,7 @@ impl Config {
         env!("GATEHOUSE_LISTEN", self.listen);
         env!("GATEHOUSE_ALLOW_PLAIN_HTTP", self.allow_plain_http);
         env!("GATEHOUSE_ISSUER", self.issuer);
+        env!("GATEHOUSE_PUBLIC_URL", some self.public_url);
         env!("GATEHOUSE_PKCS11_MODULE", some self.pkcs11.module);
         env!("GATEHOUSE_TOKEN_LABEL", self.pkcs11.token_label);
         env!("GATEHOUSE_PIN_FILE", some self.pkcs11.pin_file);
@@ -312,6 +318,16 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "session lifetimes must be positive".to_owned(),
             ));
+        }
+        if let Some(url) = &self.public_url {
+            let valid = (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.contains(['?', '#', ' '])
+                && url.len() <= 256;
+            if !valid {
+                return Err(ConfigError::Invalid(format!(
+                    "public_url {url:?}: give an http(s) address without query or fragment, like https://mfa.example.com"
+                )));
+            }
         }
         if self.passwords.min_length < 8 {
             return Err(ConfigError::Invalid(

@@ -205,6 +205,7 @@ pub async fn build(config: &Config) -> Result<Arc<AppState>, StartError> {
         cookies: CookiePolicy {
             secure: config.tls.is_some(),
         },
+        public_url: std::sync::OnceLock::new(),
     }))
 }
 
@@ -253,6 +254,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         "http"
     };
     let url = format!("{scheme}://{address}/");
+    let public = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| url.clone())
+        .trim_end_matches('/')
+        .to_owned();
+    let _ = state.public_url.set(public);
     bootstrap_admin(&state, &url).await?;
     let app =
         crate::http::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();

@@ -24,6 +24,8 @@ pub struct UserOverview {
     pub locked_until: u64,
     pub failed_attempts: u32,
     pub created_at: u64,
+    /// External clients the user is signed in to.
+    pub client_sign_ins: u32,
 }
 
 impl UserOverview {
@@ -130,12 +132,30 @@ impl AdminOps {
     pub fn reset_mfa(&self, user: &UserRow) -> Result<usize> {
         let removed = self.store.delete_authenticators(user.id)?;
         self.store.delete_sessions_of(user.id)?;
+        let grants = self
+            .store
+            .revoke_grants_of_user(user.id, self.clock.now(), "MFA reset")?;
         self.record(
             "mfa-reset",
             &user.name,
-            format!("{removed} authenticator(s) removed"),
+            format!("{removed} authenticator(s) removed, {grants} client sign-in(s) revoked"),
         );
         Ok(removed)
+    }
+
+    /// Sign the user out of every external client: revoke all their tokens.
+    pub fn revoke_client_sign_ins(&self, user: &UserRow) -> Result<usize> {
+        let revoked = self.store.revoke_grants_of_user(
+            user.id,
+            self.clock.now(),
+            "revoked by an administrator",
+        )?;
+        self.record(
+            "oauth-revoke",
+            &user.name,
+            format!("{revoked} client sign-in(s) revoked by an administrator"),
+        );
+        Ok(revoked)
     }
 
     pub fn unlock(&self, user: &UserRow) -> Result<()> {
@@ -153,6 +173,8 @@ impl AdminOps {
         self.store
             .set_password(user.id, &password_hash, must_change)?;
         self.store.delete_sessions_of(user.id)?;
+        self.store
+            .revoke_grants_of_user(user.id, self.clock.now(), "password changed")?;
         self.record(
             "password-set",
             &user.name,
@@ -174,11 +196,17 @@ impl AdminOps {
                 .or_default()
                 .push((authenticator.kind, authenticator.yubikey_serial));
         }
+        let grants: std::collections::HashMap<i64, u32> = self
+            .store
+            .live_grant_counts(self.clock.now())?
+            .into_iter()
+            .collect();
         Ok(self
             .store
             .list_users()?
             .into_iter()
             .map(|summary| UserOverview {
+                client_sign_ins: grants.get(&summary.user.id).copied().unwrap_or(0),
                 devices: devices.remove(&summary.user.id).unwrap_or_default(),
                 id: summary.user.id,
                 name: summary.user.name,

@@ -7,6 +7,7 @@ mod audit;
 mod enrollment;
 mod lockout;
 mod names;
+pub mod oauth;
 mod passwords;
 mod sessions;
 mod signin;
@@ -68,6 +69,8 @@ pub enum DomainError {
     NoPendingEnrollment,
     #[error("the security token is not available, so sign-in is paused: try again shortly")]
     TokenUnavailable(#[source] VaultError),
+    #[error("this sign-in request has expired or was already answered: start again from your tool")]
+    NoPendingAuthorization,
     #[error("{0}")]
     Invalid(String),
     #[error("not allowed")]

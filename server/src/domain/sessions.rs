@@ -58,6 +58,8 @@ pub struct Session {
     /// Whether a verified code was part of this sign-in.
     pub mfa: bool,
     pub expires_at: u64,
+    /// Where to go once signed in: an external client's consent page.
+    pub resume: Option<String>,
 }
 
 impl Gatehouse {
@@ -67,6 +69,18 @@ impl Gatehouse {
         user_id: i64,
         stage: Stage,
         mfa: bool,
+    ) -> Result<(SessionId, Session)> {
+        self.create_session_resuming(user_id, stage, mfa, None)
+            .await
+    }
+
+    /// A new session that, once signed in, continues at `resume`.
+    pub async fn create_session_resuming(
+        &self,
+        user_id: i64,
+        stage: Stage,
+        mfa: bool,
+        resume: Option<String>,
     ) -> Result<(SessionId, Session)> {
         let id = SessionId::new();
         let now = self.now();
@@ -83,6 +97,7 @@ impl Gatehouse {
             mfa,
             created_at: now,
             expires_at: now + lifetime,
+            resume,
         };
         let session = Session {
             id_hash: row.id_hash.clone(),
@@ -90,6 +105,7 @@ impl Gatehouse {
             stage,
             mfa,
             expires_at: row.expires_at,
+            resume: row.resume.clone(),
         };
         self.db(move |store| store.create_session(&row)).await?;
         Ok((id, session))
@@ -103,7 +119,9 @@ impl Gatehouse {
         stage: Stage,
         mfa: bool,
     ) -> Result<(SessionId, Session)> {
-        let (id, session) = self.create_session(old.user_id, stage, mfa).await?;
+        let (id, session) = self
+            .create_session_resuming(old.user_id, stage, mfa, old.resume.clone())
+            .await?;
         self.pending.move_to(&old.id_hash, &session.id_hash);
         self.end_session(&old.id_hash).await?;
         Ok((id, session))
@@ -125,8 +143,16 @@ impl Gatehouse {
                 stage,
                 mfa: row.mfa,
                 expires_at: row.expires_at,
+                resume: row.resume,
             })
         }))
+    }
+
+    /// Remember (or forget) where the session continues once signed in.
+    pub async fn set_resume(&self, session: &Session, resume: Option<String>) -> Result<()> {
+        let hash = session.id_hash.clone();
+        self.db(move |store| store.set_session_resume(&hash, resume.as_deref()))
+            .await
     }
 
     pub async fn end_session(&self, id_hash: &[u8]) -> Result<()> {

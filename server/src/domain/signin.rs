@@ -43,37 +43,14 @@ impl Gatehouse {
         let now = self.now();
         let client = credentials.client;
         let name = credentials.name.trim().to_owned();
-        if !self.addresses.allow(client, now) {
-            self.audit(
-                AuditEvent::new("sign-in", Outcome::Failure)
-                    .actor(&name)
-                    .reason("too many attempts from this address")
-                    .client(client),
-            )
-            .await;
-            return Err(DomainError::AddressLimited);
-        }
-        // A name that cannot exist is looked up as no one, and costs the same.
-        let user = if validate_user_name(&name).is_ok() {
-            let lookup = name.clone();
-            self.db(move |store| store.user_by_name(&lookup)).await?
-        } else {
-            None
+        let attempt = Attempt {
+            event: "sign-in",
+            name: &name,
+            limited: Some(client),
+            client,
+            via: "",
         };
-        let locked_for = match &user {
-            Some(user) => (user.locked_until > now).then(|| user.locked_until - now),
-            None => self.unknown_names.locked_for(&name, now),
-        };
-        if let Some(retry_after) = locked_for {
-            self.audit(
-                AuditEvent::new("sign-in", Outcome::Failure)
-                    .actor(&name)
-                    .reason("account locked")
-                    .client(client),
-            )
-            .await;
-            return Err(DomainError::LockedOut { retry_after });
-        }
+        let user = self.admit(&attempt, now).await?;
         let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
         let password_ok = self
             .passwords
@@ -162,6 +139,107 @@ impl Gatehouse {
                 Err(error)
             }
         }
+    }
+
+    /// The validation API: is `code` the current code of `name`'s
+    /// authenticator? The browser's rules apply: a code is accepted once,
+    /// failures lock the account with back-off, unknown names fail (and
+    /// lock) alike, and `client` (the end user's address, when the calling
+    /// service passes it on) is limited per minute.
+    pub async fn validate_code(
+        &self,
+        name: &str,
+        code: &str,
+        client: Option<IpAddr>,
+        caller: IpAddr,
+        service: &str,
+    ) -> Result<()> {
+        let now = self.now();
+        let name = name.trim().to_owned();
+        let seen_from = client.unwrap_or(caller);
+        let via = format!(" (via {service})");
+        let attempt = Attempt {
+            event: "validate",
+            name: &name,
+            limited: client,
+            client: seen_from,
+            via: &via,
+        };
+        let user = self.admit(&attempt, now).await?;
+        let fail = |reason: &str| format!("{reason} (via {service})");
+        let Some(user) = user else {
+            return self
+                .fail_in("validate", &name, None, &fail("unknown user"), seen_from)
+                .await;
+        };
+        let user_id = user.id;
+        let authenticators = self
+            .db(move |store| store.authenticators_of(user_id))
+            .await?;
+        let code = code.trim();
+        let problem = if authenticators.is_empty() {
+            Some("no authenticator registered")
+        } else if self.policy.totp.check_code_shape(code).is_err() {
+            Some("malformed authenticator code")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return self
+                .fail_in("validate", &name, Some(&user), &fail(problem), seen_from)
+                .await;
+        }
+        let reason = match self.verify_code(&authenticators, code, now).await? {
+            CodeCheck::Accepted => {
+                self.succeed(&user).await?;
+                self.audit(
+                    AuditEvent::new("validate", Outcome::Success)
+                        .actor(&user.name)
+                        .reason(format!("authenticator code accepted (via {service})"))
+                        .client(seen_from),
+                )
+                .await;
+                return Ok(());
+            }
+            CodeCheck::Replayed => "authenticator code already used",
+            CodeCheck::Wrong => "wrong authenticator code",
+        };
+        self.fail_in("validate", &name, Some(&user), &fail(reason), seen_from)
+            .await
+    }
+
+    /// The checks before any credential: the address's rate, then the
+    /// account (or unknown name) lock. Returns the account, if the name is
+    /// one; a name that cannot exist is looked up as no one.
+    async fn admit(&self, attempt: &Attempt<'_>, now: u64) -> Result<Option<UserRow>> {
+        let refuse = |reason: &str, client: IpAddr| {
+            AuditEvent::new(attempt.event, Outcome::Failure)
+                .actor(attempt.name)
+                .reason(format!("{reason}{}", attempt.via))
+                .client(client)
+        };
+        if let Some(address) = attempt.limited
+            && !self.addresses.allow(address, now)
+        {
+            self.audit(refuse("too many attempts from this address", address))
+                .await;
+            return Err(DomainError::AddressLimited);
+        }
+        let user = if validate_user_name(attempt.name).is_ok() {
+            let lookup = attempt.name.to_owned();
+            self.db(move |store| store.user_by_name(&lookup)).await?
+        } else {
+            None
+        };
+        let locked_for = match &user {
+            Some(user) => (user.locked_until > now).then(|| user.locked_until - now),
+            None => self.unknown_names.locked_for(attempt.name, now),
+        };
+        if let Some(retry_after) = locked_for {
+            self.audit(refuse("account locked", attempt.client)).await;
+            return Err(DomainError::LockedOut { retry_after });
+        }
+        Ok(user)
     }
 
     /// Check `code` against a user's authenticators; a matching code is
@@ -273,6 +351,19 @@ impl Gatehouse {
         }
         Err(DomainError::SignInFailed)
     }
+}
+
+/// One attempt to prove who one is, as the checks before the credentials
+/// see it.
+struct Attempt<'a> {
+    event: &'static str,
+    name: &'a str,
+    /// The address whose rate is limited, if known.
+    limited: Option<IpAddr>,
+    /// The address audited.
+    client: IpAddr,
+    /// Added to audited reasons: which service asked.
+    via: &'a str,
 }
 
 /// The result of checking a code against a user's authenticators.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::{WebError, capitalise};
 use super::forms::{HtmlForm, bounded};
-use super::views::{AccountPage, ChangePasswordPage};
+use super::views::{AccountPage, ChangePasswordPage, GrantView, utc};
 use super::visitor::Visitor;
 use crate::domain::{DomainError, MAX_PASSWORD_BYTES, Stage};
 use crate::store::UserRow;
@@ -19,6 +19,7 @@ use crate::store::UserRow;
 #[derive(Deserialize)]
 pub struct AccountQuery {
     password_changed: Option<String>,
+    client_revoked: Option<String>,
 }
 
 pub async fn page(
@@ -36,18 +37,66 @@ pub async fn page(
         .db(move |store| store.authenticators_of(user_id))
         .await?
         .len();
+    let mut grants = Vec::new();
+    for grant in state.gatehouse.grants_of(user.id).await? {
+        let client_id = grant.client_id.clone();
+        let client = state
+            .gatehouse
+            .db(move |store| store.client(&client_id))
+            .await?
+            .map(|client| client.name)
+            .unwrap_or(grant.client_id);
+        grants.push(GrantView {
+            public_id: grant.public_id,
+            client,
+            since: utc(grant.created_at),
+            last_used: utc(grant.last_used_at),
+            mfa: grant.mfa,
+        });
+    }
+    let notice = if query.password_changed.is_some() {
+        Some("Your password has been changed.".to_owned())
+    } else {
+        query
+            .client_revoked
+            .map(|_| "The client is signed out: its tokens no longer work.".to_owned())
+    };
     let page = AccountPage {
+        grants,
         csrf: visitor.csrf_token(&state),
         name: user.name.clone(),
         is_admin: user.is_admin,
         force_mfa: user.force_mfa,
         registered,
         mfa: session.mfa,
-        notice: query
-            .password_changed
-            .map(|_| "Your password has been changed.".to_owned()),
+        notice,
     };
     Ok(Html(page.render()?).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+/// Sign an external client out: revoke its tokens.
+pub async fn revoke_client(
+    State(state): State<Arc<AppState>>,
+    visitor: Visitor,
+    Path(grant): Path<String>,
+    HtmlForm(form): HtmlForm<CsrfOnly>,
+) -> Result<Response, WebError> {
+    visitor.check_csrf(&state, &form.csrf)?;
+    let (_, user) = match visitor.signed_in(false) {
+        Ok(found) => found,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    let grant = bounded("client sign-in", &grant, 64)?;
+    state
+        .gatehouse
+        .revoke_own_grant(user, grant, visitor.client)
+        .await?;
+    Ok(Redirect::to("/account?client_revoked=1").into_response())
 }
 
 pub async fn password_page(
@@ -152,8 +201,17 @@ pub async fn change_password(
         .map_err(|error| WebError::Internal(error.to_string()))??;
     // Changing the password ends every session of the user; this browser
     // gets a new one.
-    let (id, _) = gatehouse
-        .create_session(user.id, Stage::SignedIn, session.mfa)
+    let (id, session) = gatehouse
+        .create_session_resuming(
+            user.id,
+            Stage::SignedIn,
+            session.mfa,
+            session.resume.clone(),
+        )
         .await?;
-    Ok(state.with_session_cookie(Redirect::to("/account?password_changed=1"), id.as_str()))
+    let target = session
+        .resume
+        .as_deref()
+        .unwrap_or("/account?password_changed=1");
+    Ok(state.with_session_cookie(Redirect::to(target), id.as_str()))
 }

@@ -13,8 +13,9 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::{WebError, capitalise};
 use super::forms::{HtmlForm, bounded};
-use super::views::{AdminPage, AdminUserView, AuditPage, AuditView, utc};
+use super::views::{AdminPage, AdminUserView, AuditPage, AuditView, ClientView, utc};
 use super::visitor::Visitor;
+use crate::domain::oauth::NewClient;
 use crate::domain::{AdminOps, DomainError, MAX_PASSWORD_BYTES, NewAccount};
 use crate::store::UserRow;
 
@@ -77,6 +78,9 @@ pub async fn users(
             "force-mfa-off" => format!("MFA is no longer enforced for {who}."),
             "reset-mfa" => format!("MFA of {who} reset: their authenticators are removed."),
             "unlocked" => format!("{who} unlocked."),
+            "revoked-clients" => format!("{who} is signed out of every external client."),
+            "client-added" => format!("Client {who} registered."),
+            "client-removed" => format!("Client {who} removed; its tokens are revoked."),
             _ => return None,
         })
     });
@@ -91,9 +95,24 @@ async fn render_users(
     error: Option<String>,
 ) -> Result<Response, WebError> {
     let now = state.gatehouse.now();
-    let users = blocking(move || ops.users()).await?;
+    let (users, clients) = blocking(move || Ok((ops.users()?, ops.clients()?))).await?;
     let page = AdminPage {
         csrf: visitor.csrf_token(state),
+        clients: clients
+            .into_iter()
+            .map(|client| {
+                let mut redirects = Vec::new();
+                if client.loopback {
+                    redirects.push("loopback (127.0.0.1, [::1], any port)".to_owned());
+                }
+                redirects.extend(client.redirect_uris);
+                ClientView {
+                    client_id: client.client_id,
+                    name: client.name,
+                    redirects: redirects.join(", "),
+                }
+            })
+            .collect(),
         users: users
             .into_iter()
             .map(|user| AdminUserView {
@@ -105,6 +124,7 @@ async fn render_users(
                 authenticators: user.authenticators,
                 failed_attempts: user.failed_attempts,
                 locked_for: user.locked_until.saturating_sub(now),
+                client_sign_ins: user.client_sign_ins,
             })
             .collect(),
         min_length: state.gatehouse.passwords.min_length,
@@ -229,6 +249,92 @@ pub async fn unlock(
         |ops, user| ops.unlock(user),
     )
     .await
+}
+
+pub async fn revoke_clients(
+    State(state): State<Arc<AppState>>,
+    visitor: Visitor,
+    Path(user_id): Path<i64>,
+    HtmlForm(form): HtmlForm<CsrfOnly>,
+) -> Result<Response, WebError> {
+    act_on_user(
+        &state,
+        &visitor,
+        &form.csrf,
+        user_id,
+        "revoked-clients",
+        |ops, user| ops.revoke_client_sign_ins(user).map(|_| ()),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct ClientForm {
+    csrf: String,
+    client_id: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    loopback: Option<String>,
+    #[serde(default)]
+    redirect_uri: String,
+}
+
+pub async fn add_client(
+    State(state): State<Arc<AppState>>,
+    visitor: Visitor,
+    HtmlForm(form): HtmlForm<ClientForm>,
+) -> Result<Response, WebError> {
+    visitor.check_csrf(&state, &form.csrf)?;
+    let (_, ops) = match admin(&state, &visitor)? {
+        Ok(found) => found,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    let client_id = bounded("client id", form.client_id.trim(), 64)?.to_owned();
+    let name = bounded("display name", &form.display_name, 64)?.to_owned();
+    let uri = bounded("redirect URI", form.redirect_uri.trim(), 512)?;
+    let new = NewClient {
+        client_id: client_id.clone(),
+        name,
+        loopback: form.loopback.is_some(),
+        redirect_uris: if uri.is_empty() {
+            Vec::new()
+        } else {
+            vec![uri.to_owned()]
+        },
+    };
+    let worker = ops.clone();
+    match blocking(move || worker.add_client(new)).await {
+        Ok(_) => Ok(Redirect::to(&format!(
+            "/admin?done=client-added&user={}",
+            urlencoding::encode(&client_id)
+        ))
+        .into_response()),
+        Err(WebError::Page { message, .. }) => {
+            render_users(&state, &visitor, ops, None, Some(message)).await
+        }
+        Err(other) => Err(other),
+    }
+}
+
+pub async fn remove_client(
+    State(state): State<Arc<AppState>>,
+    visitor: Visitor,
+    Path(client_id): Path<String>,
+    HtmlForm(form): HtmlForm<CsrfOnly>,
+) -> Result<Response, WebError> {
+    visitor.check_csrf(&state, &form.csrf)?;
+    let (_, ops) = match admin(&state, &visitor)? {
+        Ok(found) => found,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    let id = bounded("client id", &client_id, 64)?.to_owned();
+    blocking(move || ops.remove_client(&id)).await?;
+    Ok(Redirect::to(&format!(
+        "/admin?done=client-removed&user={}",
+        urlencoding::encode(&client_id)
+    ))
+    .into_response())
 }
 
 /// Check the form's CSRF token and the admin's rights, apply `action` to the

@@ -20,17 +20,7 @@ where
     type Rejection = WebError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_form = request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(';').next())
-            .is_some_and(|media| {
-                media
-                    .trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
-        if !is_form {
+        if !is_form(request.headers()) {
             return Err(WebError::Page {
                 status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 title: "Unsupported form",
@@ -71,6 +61,19 @@ fn check_utf8(body: &[u8]) -> Result<(), WebError> {
             .map_err(|_| invalid())?;
     }
     Ok(())
+}
+
+/// Whether the body is declared `application/x-www-form-urlencoded`.
+pub fn is_form(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| {
+            media
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// A form field's length check, with a message naming the field.

@@ -159,14 +159,14 @@ pub async fn confirm(
         Ok(()) => {
             // The registration completes the sign-in: a new session id, now
             // with MFA.
-            let (id, _) = state
+            let (id, session) = state
                 .gatehouse
                 .rotate_session(session, Stage::SignedIn, true)
                 .await?;
             let target = if user.must_change_password {
                 "/account/password"
             } else {
-                "/account"
+                session.resume.as_deref().unwrap_or("/account")
             };
             Ok(state.with_session_cookie(Redirect::to(target), id.as_str()))
         }

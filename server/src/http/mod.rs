@@ -10,6 +10,8 @@ mod error;
 mod forms;
 mod health;
 mod mfa;
+mod oauth;
+mod oauth_api;
 mod signin;
 pub mod views;
 mod visitor;
@@ -41,9 +43,19 @@ pub struct AppState {
     pub gatehouse: Gatehouse,
     pub csrf: CsrfKey,
     pub cookies: CookiePolicy,
+    /// The address people and tools reach this server at (no trailing
+    /// slash): configured, or learnt once listening.
+    pub public_url: std::sync::OnceLock<String>,
 }
 
 impl AppState {
+    pub fn public_url(&self) -> &str {
+        self.public_url
+            .get()
+            .map(String::as_str)
+            .unwrap_or("http://127.0.0.1:8080")
+    }
+
     /// `response` with the session cookie set to `id`.
     pub fn with_session_cookie(&self, response: impl IntoResponse, id: &str) -> Response {
         let mut response = response.into_response();
@@ -84,6 +96,37 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/users/{id}/reset-mfa", post(admin::reset_mfa))
         .route("/admin/users/{id}/unlock", post(admin::unlock))
         .route("/admin/audit", get(admin::audit))
+        .route(
+            "/admin/users/{id}/revoke-clients",
+            post(admin::revoke_clients),
+        )
+        .route("/admin/clients", post(admin::add_client))
+        .route("/admin/clients/{id}/remove", post(admin::remove_client))
+        .route("/account/clients/{id}/revoke", post(account::revoke_client))
+        .route("/oauth/authorize", get(oauth::authorize))
+        .route("/oauth/continue/{id}", get(oauth::resume))
+        .route(
+            "/oauth/consent/{id}",
+            get(oauth::consent).post(oauth::decide),
+        )
+        .route("/oauth/done", get(oauth::done))
+        .route(
+            "/device",
+            get(oauth::device_page).post(oauth::device_submit),
+        )
+        .route("/oauth/token", post(oauth_api::token))
+        .route(
+            "/oauth/device_authorization",
+            post(oauth_api::device_authorization),
+        )
+        .route("/oauth/revoke", post(oauth_api::revoke))
+        .route("/oauth/introspect", post(oauth_api::introspect))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth_api::metadata),
+        )
+        .route("/api/v1/whoami", get(api::whoami))
+        .route("/api/v1/validate", post(api::validate))
         .route(
             "/api/v1/admin/users/{name}/yubikey",
             post(api::offer_yubikey),

@@ -14,7 +14,7 @@ use super::AppState;
 use super::cookies::CookieName;
 use super::error::{WebError, capitalise};
 use super::forms::{HtmlForm, bounded};
-use super::views::SignInPage;
+use super::views::{ExternalClient, SignInPage};
 use super::visitor::Visitor;
 use crate::domain::{Credentials, DomainError, SignInOutcome, Stage};
 
@@ -36,46 +36,48 @@ pub async fn page(
         .into_response());
     }
     let notice = query.signed_out.map(|_| "You have signed out.".to_owned());
-    Ok(render(
-        &state,
-        &visitor,
-        String::new(),
-        None,
+    let page = SignInPage {
+        csrf: String::new(),
+        name: String::new(),
+        error: None,
         notice,
-        StatusCode::OK,
-    ))
+        external: None,
+    };
+    Ok(render(&state, &visitor, page, StatusCode::OK))
 }
 
-/// The Sign In page. Sets a pre-session cookie when the browser has none,
-/// so the form's CSRF token has something to be bound to.
-fn render(
+/// The Sign In page (for this site, or for an external client).
+pub fn render(
     state: &AppState,
     visitor: &Visitor,
-    name: String,
-    error: Option<String>,
-    notice: Option<String>,
+    mut page: SignInPage,
     status: StatusCode,
 ) -> Response {
-    let (binding, new_cookie) = match visitor.csrf_binding() {
-        Some(binding) => (binding.to_owned(), None),
-        None => {
-            let value = crate::random::token(32);
-            let cookie = state.cookies.set(CookieName::PreSession, &value, 3600);
-            (value, Some(cookie))
-        }
-    };
-    let page = SignInPage {
-        csrf: state.csrf.token(&binding),
-        name,
-        error,
-        notice,
-    };
+    let (csrf, new_cookie) = form_binding(state, visitor);
+    page.csrf = csrf;
     let html = match page.render() {
         Ok(html) => html,
         Err(error) => return WebError::from(error).into_response(),
     };
-    let mut response = (status, Html(html)).into_response();
-    if let Some(Ok(value)) = new_cookie.map(|cookie| cookie.parse()) {
+    with_cookie((status, Html(html)).into_response(), new_cookie)
+}
+
+/// A CSRF token for a form shown before sign-in. Makes a pre-session cookie
+/// (returned for the response to set) when the browser has none, so the
+/// token has something to be bound to.
+pub fn form_binding(state: &AppState, visitor: &Visitor) -> (String, Option<String>) {
+    match visitor.csrf_binding() {
+        Some(binding) => (state.csrf.token(binding), None),
+        None => {
+            let value = crate::random::token(32);
+            let cookie = state.cookies.set(CookieName::PreSession, &value, 3600);
+            (state.csrf.token(&value), Some(cookie))
+        }
+    }
+}
+
+pub fn with_cookie(mut response: Response, cookie: Option<String>) -> Response {
+    if let Some(Ok(value)) = cookie.map(|cookie| cookie.parse()) {
         response.headers_mut().append(SET_COOKIE, value);
     }
     response
@@ -88,6 +90,9 @@ pub struct SignInForm {
     password: String,
     #[serde(default)]
     code: String,
+    /// The external client's authorization request this sign-in is for.
+    #[serde(default)]
+    authorization: Option<String>,
 }
 
 pub async fn submit(
@@ -103,6 +108,10 @@ pub async fn submit(
         crate::domain::MAX_PASSWORD_BYTES,
     )?;
     bounded("authenticator code", &form.code, 16)?;
+    let external = match form.authorization.as_deref() {
+        Some(id) => Some(external_client(&state, bounded("request", id, 64)?).await?),
+        None => None,
+    };
     let credentials = Credentials {
         name: name.clone(),
         password: SecretString::from(form.password),
@@ -127,25 +136,29 @@ pub async fn submit(
                 DomainError::SignInFailed => StatusCode::OK,
                 _ => StatusCode::TOO_MANY_REQUESTS,
             };
-            let message = capitalise(&error.to_string());
-            return Ok(render(
-                &state,
-                &visitor,
-                shown_name,
-                Some(message),
-                None,
-                status,
-            ));
+            let page = SignInPage {
+                csrf: String::new(),
+                name: shown_name,
+                error: Some(capitalise(&error.to_string())),
+                notice: None,
+                external,
+            };
+            return Ok(render(&state, &visitor, page, status));
         }
         Err(DomainError::TokenUnavailable(cause)) => {
             tracing::error!(%cause, "sign-in failed closed: token unavailable");
             let message = "The security token that checks authenticator codes is not available, so sign-in is paused. Try again shortly.".to_owned();
+            let page = SignInPage {
+                csrf: String::new(),
+                name: shown_name,
+                error: Some(message),
+                notice: None,
+                external,
+            };
             return Ok(render(
                 &state,
                 &visitor,
-                shown_name,
-                Some(message),
-                None,
+                page,
                 StatusCode::SERVICE_UNAVAILABLE,
             ));
         }
@@ -155,13 +168,41 @@ pub async fn submit(
     if let Some((_, old)) = &visitor.session {
         state.gatehouse.end_session(&old.id_hash).await?;
     }
-    let (id, _) = state.gatehouse.create_session(user.id, stage, mfa).await?;
+    let resume = external.map(|external| consent_path(&external.authorization));
+    let (id, session) = state
+        .gatehouse
+        .create_session_resuming(user.id, stage, mfa, resume)
+        .await?;
     let target = match stage {
         Stage::Enroll => "/mfa",
         Stage::SignedIn if user.must_change_password => "/account/password",
-        Stage::SignedIn => "/account",
+        Stage::SignedIn => session.resume.as_deref().unwrap_or("/account"),
     };
     Ok(state.with_session_cookie(Redirect::to(target), id.as_str()))
+}
+
+/// Where a signed-in person answers an external client's request.
+pub fn consent_path(authorization: &str) -> String {
+    format!("/oauth/consent/{authorization}")
+}
+
+/// The external client whose pending request `authorization` names.
+pub async fn external_client(
+    state: &AppState,
+    authorization: &str,
+) -> Result<ExternalClient, WebError> {
+    let row = state.gatehouse.pending_authorization(authorization).await?;
+    let client_id = row.client_id.clone();
+    let client_name = state
+        .gatehouse
+        .db(move |store| store.client(&client_id))
+        .await?
+        .map(|client| client.name)
+        .unwrap_or(row.client_id);
+    Ok(ExternalClient {
+        client_name,
+        authorization: row.public_id,
+    })
 }
 
 #[derive(Deserialize)]

@@ -10,6 +10,44 @@ pub struct SignInPage {
     pub name: String,
     pub error: Option<String>,
     pub notice: Option<String>,
+    /// Set when an external client sent the person here.
+    pub external: Option<ExternalClient>,
+}
+
+/// The external client a sign-in is for.
+#[derive(Debug, Clone)]
+pub struct ExternalClient {
+    pub client_name: String,
+    /// The authorization request's public id, carried through sign-in.
+    pub authorization: String,
+}
+
+#[derive(Template)]
+#[template(path = "oauth_consent.html")]
+pub struct ConsentPage {
+    pub csrf: String,
+    pub user: String,
+    pub public_id: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub scopes: Vec<(&'static str, &'static str)>,
+    pub withheld: Vec<&'static str>,
+    pub confirmation: String,
+}
+
+#[derive(Template)]
+#[template(path = "oauth_device.html")]
+pub struct DevicePage {
+    pub csrf: String,
+    pub user_code: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "oauth_done.html")]
+pub struct DonePage {
+    pub allowed: bool,
+    pub client: Option<String>,
 }
 
 #[derive(Template)]
@@ -51,6 +89,7 @@ pub struct AccountPage {
     pub registered: usize,
     pub mfa: bool,
     pub notice: Option<String>,
+    pub grants: Vec<GrantView>,
 }
 
 #[derive(Template)]
@@ -72,6 +111,22 @@ pub struct AdminUserView {
     pub devices: String,
     pub failed_attempts: u32,
     pub locked_for: u64,
+    pub client_sign_ins: u32,
+}
+
+pub struct ClientView {
+    pub client_id: String,
+    pub name: String,
+    pub redirects: String,
+}
+
+/// An external client a person is signed in to.
+pub struct GrantView {
+    pub public_id: String,
+    pub client: String,
+    pub since: String,
+    pub last_used: String,
+    pub mfa: bool,
 }
 
 #[derive(Template)]
@@ -79,6 +134,7 @@ pub struct AdminUserView {
 pub struct AdminPage {
     pub csrf: String,
     pub users: Vec<AdminUserView>,
+    pub clients: Vec<ClientView>,
     pub min_length: usize,
     pub notice: Option<String>,
     pub error: Option<String>,
@@ -156,10 +212,16 @@ mod tests {
             name: "<script>alert(1)</script>\"'".to_owned(),
             error: Some("<b>x</b>".to_owned()),
             notice: None,
+            external: Some(ExternalClient {
+                client_name: "<i>tool</i>".to_owned(),
+                authorization: "\"><x>".to_owned(),
+            }),
         };
         let html = page.render().unwrap();
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"));
         assert!(!html.contains("<b>x</b>"));
+        assert!(!html.contains("<i>tool</i>"));
+        assert!(!html.contains("\"><x>"));
     }
 }

@@ -5,6 +5,7 @@
 //! synchronous; async callers run them on blocking threads (see
 //! `crate::domain::Accounts`).
 
+mod oauth;
 mod rows;
 
 use std::path::Path;
@@ -13,16 +14,20 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub use oauth::{
+    AuthorizationRow, ClientRow, Decision, GrantRow, NewAuthorization, NewGrant, NewToken, TokenRow,
+};
 pub use rows::{
     ApiTokenRow, AuditRow, AuthenticatorRow, NewAuthenticator, NewUser, SessionRow, UserRow,
     UserSummary,
 };
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// Each entry brings the schema from the previous version to its own.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("schema.sql")),
     (2, include_str!("migration_2.sql")),
+    (3, include_str!("migration_3.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +36,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("a user named {0:?} already exists")]
     DuplicateUser(String),
+    #[error("a client with id {0:?} already exists")]
+    DuplicateClient(String),
     #[error(
         "the database has schema version {found}, newer than this gatehouse ({supported}): upgrade gatehouse"
     )]
@@ -270,15 +277,16 @@ impl Store {
 
     pub fn create_session(&self, session: &SessionRow) -> Result<()> {
         self.connection().execute(
-            "INSERT INTO sessions (id_hash, user_id, stage, mfa, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO sessions (id_hash, user_id, stage, mfa, created_at, expires_at, resume)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 session.id_hash,
                 session.user_id,
                 session.stage,
                 session.mfa,
                 session.created_at,
-                session.expires_at
+                session.expires_at,
+                session.resume
             ],
         )?;
         Ok(())
@@ -290,11 +298,20 @@ impl Store {
         connection.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
         Ok(connection
             .query_row(
-                "SELECT id_hash, user_id, stage, mfa, created_at, expires_at FROM sessions WHERE id_hash = ?1",
+                "SELECT id_hash, user_id, stage, mfa, created_at, expires_at, resume FROM sessions WHERE id_hash = ?1",
                 [id_hash],
                 SessionRow::from_row,
             )
             .optional()?)
+    }
+
+    /// Where the session goes once signed in (an external client's consent).
+    pub fn set_session_resume(&self, id_hash: &[u8], resume: Option<&str>) -> Result<()> {
+        self.connection().execute(
+            "UPDATE sessions SET resume = ?2 WHERE id_hash = ?1",
+            params![id_hash, resume],
+        )?;
+        Ok(())
     }
 
     pub fn delete_session(&self, id_hash: &[u8]) -> Result<()> {

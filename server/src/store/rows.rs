@@ -104,6 +104,8 @@ pub struct SessionRow {
     pub mfa: bool,
     pub created_at: u64,
     pub expires_at: u64,
+    /// Where to go once signed in, if an external client sent the person.
+    pub resume: Option<String>,
 }
 
 impl SessionRow {
@@ -115,6 +117,7 @@ impl SessionRow {
             mfa: row.get(3)?,
             created_at: row.get(4)?,
             expires_at: row.get(5)?,
+            resume: row.get(6)?,
         })
     }
 }

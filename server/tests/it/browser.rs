@@ -22,6 +22,9 @@ pub fn start_with(options: ServerOptions) -> GatehouseServer {
 
 pub struct Browser {
     pub client: reqwest::Client,
+    /// The same cookies, but redirects are not followed: to see where the
+    /// server sends the browser (an external client's loopback address).
+    pub manual: reqwest::Client,
     pub base: String,
     jar: std::sync::Arc<reqwest::cookie::Jar>,
 }
@@ -86,6 +89,11 @@ impl Browser {
         Browser {
             client: reqwest::Client::builder()
                 .cookie_provider(std::sync::Arc::clone(&jar))
+                .build()
+                .unwrap(),
+            manual: reqwest::Client::builder()
+                .cookie_provider(std::sync::Arc::clone(&jar))
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
             base: server.url.clone(),
@@ -154,6 +162,48 @@ impl Browser {
             ],
         )
         .await
+    }
+
+    /// Post `fields` plus `from`'s CSRF token without following the
+    /// redirect; returns the status and the Location header.
+    pub async fn submit_for_redirect(
+        &self,
+        from: &Page,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, Option<String>) {
+        let csrf = from.csrf();
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        let response = self
+            .manual
+            .post(format!("{}{path}", self.base))
+            .form(&all)
+            .send()
+            .await
+            .unwrap();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|value| value.to_str().unwrap().to_owned());
+        (response.status(), location)
+    }
+
+    /// GET `url` (absolute, or a path on the server) without following a
+    /// redirect; returns the status, Location and body.
+    pub async fn get_for_redirect(&self, url: &str) -> (StatusCode, Option<String>, String) {
+        let url = if url.starts_with("http") {
+            url.to_owned()
+        } else {
+            format!("{}{url}", self.base)
+        };
+        let response = self.manual.get(url).send().await.unwrap();
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|value| value.to_str().unwrap().to_owned());
+        (status, location, response.text().await.unwrap())
     }
 
     /// From a page with a form, post `fields` plus its CSRF token.
