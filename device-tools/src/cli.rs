@@ -16,9 +16,11 @@ Exit codes:
   7  the token has no gatehouse keys yet
   8  no reader or card, or the card was removed
   9  the card refused (full, no such credential, touch not given, wrong access code)
- 10  the Gatehouse server could not be reached or refused";
+ 10  the Gatehouse server could not be reached or refused
+ 11  not signed in: the sign-in was denied, expired or timed out, or no saved sign-in";
 
-/// Provision Gatehouse's hardware: PKCS#11 tokens and their keys.
+/// Provision Gatehouse's hardware: PKCS#11 tokens and their keys, YubiKey
+/// OATH slots; sign in to a Gatehouse server through the browser.
 #[derive(Debug, Parser)]
 #[command(name = "device-tools", version, after_help = EXIT_CODES)]
 pub struct Cli {
@@ -38,6 +40,57 @@ pub enum Command {
     /// YubiKey OATH applet over PC/SC.
     #[command(subcommand)]
     Yubikey(YubikeyCommand),
+    /// Sign in to a Gatehouse server through the browser (with MFA there);
+    /// the tokens are kept for `yubikey enroll`.
+    Login {
+        /// The Gatehouse server, e.g. https://mfa.example.com.
+        #[arg(long, env = "GATEHOUSE_URL")]
+        server: String,
+        /// Use the device flow: type a code into a browser on any device
+        /// (when this machine has no browser).
+        #[arg(long)]
+        device_code: bool,
+        /// Do not try to open a browser; print the address to open.
+        #[arg(long)]
+        no_browser: bool,
+        /// The client id registered on the server.
+        #[arg(long, default_value = "device-tools")]
+        client_id: String,
+        /// Scopes to ask for ("admin" is granted to administrators only).
+        #[arg(long, default_value = "user admin")]
+        scope: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
+        #[command(flatten)]
+        saved: SavedLogin,
+    },
+    /// Who the saved sign-in acts for.
+    Whoami {
+        /// The server (default: the one signed in to).
+        #[arg(long, env = "GATEHOUSE_URL")]
+        server: Option<String>,
+        #[command(flatten)]
+        saved: SavedLogin,
+    },
+    /// Revoke the saved sign-in at the server and delete it.
+    Logout {
+        #[command(flatten)]
+        saved: SavedLogin,
+    },
+}
+
+/// Where the sign-in is kept, and which CAs to trust for the server.
+#[derive(Debug, Args, Clone)]
+pub struct SavedLogin {
+    /// The credentials file (default: $XDG_CONFIG_HOME/gatehouse/credentials.json,
+    /// else ~/.config/gatehouse/credentials.json), readable only by you.
+    #[arg(long, env = "GATEHOUSE_CREDENTIALS", value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// A PEM file with the CA certificate(s) to trust for the server,
+    /// besides the system's.
+    #[arg(long, env = "GATEHOUSE_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Which card, and its access code. Access codes are never plain arguments.
@@ -83,13 +136,11 @@ pub enum YubikeyCommand {
         #[arg(long)]
         user: String,
         /// File holding an admin API token (`gatehouse token create --admin`);
-        /// else $GATEHOUSE_TOKEN.
+        /// else $GATEHOUSE_TOKEN; else the sign-in saved by `device-tools login`.
         #[arg(long, env = "GATEHOUSE_TOKEN_FILE", value_name = "FILE")]
         token_file: Option<PathBuf>,
-        /// A PEM file with the CA certificate(s) to trust for the server,
-        /// besides the system's.
-        #[arg(long, env = "GATEHOUSE_CA_FILE", value_name = "FILE")]
-        ca_file: Option<PathBuf>,
+        #[command(flatten)]
+        saved: SavedLogin,
         /// Credential name on the key (default: "<issuer>:<user>").
         #[arg(long)]
         name: Option<String>,

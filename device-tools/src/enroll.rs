@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::CardArgs;
 use crate::exit::{self, Failure};
+use crate::login::{chain, http_client};
 use crate::ykoath::applet::{HashAlgorithm, NewCredential, time_challenge};
 use crate::ykoath::{OathError, OathSession};
 
@@ -29,6 +30,9 @@ pub struct Enrollment<'a> {
     pub ca_file: Option<&'a Path>,
     pub user: &'a str,
     pub token_file: Option<&'a Path>,
+    /// The sign-in saved by `device-tools login`, used when no admin token
+    /// is given.
+    pub credentials: Option<&'a Path>,
     pub name: Option<&'a str>,
     pub touch: bool,
     pub card: &'a CardArgs,
@@ -36,23 +40,32 @@ pub struct Enrollment<'a> {
     pub now: u64,
 }
 
-const SERVER: u8 = 10;
-
 fn server_failure(message: impl Into<String>) -> Failure {
-    Failure::new(SERVER, message)
+    Failure::new(exit::SERVER, message)
 }
 
-fn admin_token(file: Option<&Path>) -> Result<SecretString, Failure> {
-    let value = match file {
+/// The bearer token for the admin API: an admin token from `--token-file`
+/// or `$GATEHOUSE_TOKEN`, else the saved `device-tools login` (refreshed if
+/// need be).
+fn admin_token(enrollment: &Enrollment<'_>) -> Result<SecretString, Failure> {
+    let value = match enrollment.token_file {
         Some(path) => Zeroizing::new(std::fs::read_to_string(path).map_err(|error| {
-            Failure::new(exit::PIN, format!("cannot read the API token from {}: {error}", path.display()))
-        })?),
-        None => Zeroizing::new(std::env::var("GATEHOUSE_TOKEN").map_err(|_| {
             Failure::new(
                 exit::PIN,
-                "no admin API token: give --token-file FILE or $GATEHOUSE_TOKEN (gatehouse token create --admin)",
+                format!("cannot read the API token from {}: {error}", path.display()),
             )
         })?),
+        None => match std::env::var("GATEHOUSE_TOKEN") {
+            Ok(value) => Zeroizing::new(value),
+            Err(_) => {
+                return crate::login::access_token(
+                    enrollment.server,
+                    enrollment.credentials,
+                    enrollment.ca_file,
+                    enrollment.now,
+                );
+            }
+        },
     };
     Ok(SecretString::from(value.trim().to_owned()))
 }
@@ -90,19 +103,6 @@ impl Api<'_> {
     }
 }
 
-/// An error with its causes, which for connection errors say what went
-/// wrong (refused, TLS certificate not trusted, …).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 fn refused(status: u16, body: &Value) -> Failure {
     let message = body["error"].as_str().unwrap_or("no reason given");
     match status {
@@ -119,7 +119,7 @@ pub fn run(enrollment: &Enrollment<'_>) -> Result<ExitCode, Failure> {
     let api = Api {
         http: http_client(enrollment.ca_file)?,
         base: enrollment.server,
-        token: admin_token(enrollment.token_file)?,
+        token: admin_token(enrollment)?,
     };
     let user_path = urlencode(enrollment.user);
     let (status, offer) = api.call(
@@ -250,30 +250,6 @@ fn program_and_confirm(
 }
 
 /// An HTTPS-capable client trusting the system's CAs and `ca_file`'s.
-fn http_client(ca_file: Option<&Path>) -> Result<reqwest::blocking::Client, Failure> {
-    let mut builder = reqwest::blocking::Client::builder();
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|error| {
-            Failure::new(
-                exit::USAGE,
-                format!("cannot read {}: {error}", path.display()),
-            )
-        })?;
-        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
-            Failure::new(
-                exit::USAGE,
-                format!("{} holds no PEM certificate: {error}", path.display()),
-            )
-        })?;
-        for certificate in certificates {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    builder
-        .build()
-        .map_err(|error| server_failure(format!("cannot set up HTTPS: {error}")))
-}
-
 fn card_failure(error: OathError) -> Failure {
     let hint = match &error {
         OathError::Status(word) if *word == crate::ykoath::apdu::StatusWord::NO_SPACE => {

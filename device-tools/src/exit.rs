@@ -20,6 +20,8 @@ const TOKEN_FAULT: u8 = 6;
 const NO_KEYS: u8 = 7;
 const NO_CARD: u8 = 8;
 pub const CARD_REFUSED: u8 = 9;
+pub const SERVER: u8 = 10;
+pub const NOT_SIGNED_IN: u8 = 11;
 
 impl Failure {
     pub fn new(code: u8, message: impl Into<String>) -> Self {

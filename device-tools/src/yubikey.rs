@@ -32,19 +32,20 @@ pub fn run(command: YubikeyCommand, json: bool) -> Result<ExitCode, Failure> {
             server,
             user,
             token_file,
-            ca_file,
+            saved,
             name,
             no_touch,
             card,
         } => crate::enroll::run(&crate::enroll::Enrollment {
-            ca_file: ca_file.as_deref(),
+            ca_file: saved.ca_file.as_deref(),
+            credentials: saved.credentials.as_deref(),
             server: &server,
             user: &user,
             token_file: token_file.as_deref(),
             name: name.as_deref(),
             touch: !no_touch,
             card: &card,
-            now: now(),
+            now: crate::now(),
         }),
         YubikeyCommand::Delete { name, card } => {
             let session = open(&card)?;
@@ -162,7 +163,7 @@ fn code(
     json: bool,
 ) -> Result<ExitCode, Failure> {
     let session = open(card)?;
-    let now = at.unwrap_or_else(now);
+    let now = at.unwrap_or_else(crate::now);
     let challenge = time_challenge(now, 30);
     let mut codes = Vec::new();
     for (credential, result) in session.calculate_all(&challenge)? {
@@ -203,15 +204,6 @@ fn code(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The one place device-tools reads the clock.
-#[allow(clippy::disallowed_methods)]
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
 }
 
 fn print(value: &serde_json::Value) {

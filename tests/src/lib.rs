@@ -130,6 +130,8 @@ pub struct GatehouseServer {
     pub url: String,
     pub data_dir: PathBuf,
     pub clock_file: PathBuf,
+    /// The server reads the system clock, not `clock_file`.
+    system_clock: bool,
     /// The administrator's one-time password, when this start created it.
     pub admin_password: Option<String>,
     pub stderr_log: PathBuf,
@@ -145,6 +147,9 @@ pub struct ServerOptions {
     pub clock_file: Option<PathBuf>,
     pub extra_args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Let the server read the system clock (no test clock file): for tests
+    /// where a tool runs in real time, such as a device flow's polling.
+    pub system_clock: bool,
 }
 
 impl GatehouseServer {
@@ -188,13 +193,15 @@ impl GatehouseServer {
             .arg(&data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(&options.extra_args)
-            .env("GATEHOUSE_UNSAFE_TEST_CLOCK_FILE", &clock_file)
             .env("GATEHOUSE_LOG", "info,cryptoki::mechanism=off")
             .envs(options.env.iter().map(|(k, v)| (k.clone(), v.clone())))
             .env_remove("GATEHOUSE_CONFIG")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(stderr);
+        if !options.system_clock {
+            command.env("GATEHOUSE_UNSAFE_TEST_CLOCK_FILE", &clock_file);
+        }
         let mut child = command.spawn().expect("start gatehouse");
         let stdout = child.stdout.take().expect("stdout piped");
         let (sender, receiver) = std::sync::mpsc::channel();
@@ -237,6 +244,7 @@ impl GatehouseServer {
             url,
             data_dir,
             clock_file,
+            system_clock: options.system_clock,
             admin_password,
             stderr_log,
             stdout: collected,
@@ -244,8 +252,15 @@ impl GatehouseServer {
         }
     }
 
-    /// The server's current time (Unix seconds), as the test set it.
+    /// The server's current time (Unix seconds), as the test set it (or the
+    /// system's, for a server on the system clock).
     pub fn now(&self) -> u64 {
+        if self.system_clock {
+            return std::time::SystemTime::UNIX_EPOCH
+                .elapsed()
+                .expect("clock after 1970")
+                .as_secs();
+        }
         std::fs::read_to_string(&self.clock_file)
             .expect("read clock file")
             .trim()
@@ -254,6 +269,7 @@ impl GatehouseServer {
     }
 
     pub fn set_now(&self, now: u64) {
+        assert!(!self.system_clock, "this server reads the system clock");
         std::fs::write(&self.clock_file, now.to_string()).expect("write clock file");
     }
 
@@ -279,8 +295,10 @@ impl GatehouseServer {
         command
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .env("GATEHOUSE_UNSAFE_TEST_CLOCK_FILE", &self.clock_file)
             .env("GATEHOUSE_LOG", "warn,cryptoki::mechanism=off");
+        if !self.system_clock {
+            command.env("GATEHOUSE_UNSAFE_TEST_CLOCK_FILE", &self.clock_file);
+        }
         command
     }
 }

@@ -86,3 +86,8 @@ CREATE TABLE oauth_tokens (
     used_at         INTEGER
 );
 CREATE INDEX oauth_tokens_by_grant ON oauth_tokens(grant_id);
+
+-- device-tools signs in as this client out of the box (`device-tools login`);
+-- an administrator may remove it like any other.
+INSERT INTO oauth_clients (client_id, name, loopback, redirect_uris, created_at, created_by)
+VALUES ('device-tools', 'Gatehouse device-tools', 1, '', CAST(strftime('%s', 'now') AS INTEGER), 'gatehouse');
