@@ -840,3 +840,74 @@ async fn metadata_describes_the_endpoints_and_admin_scope_opens_the_admin_api() 
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn consent_needs_the_forms_csrf_token_and_hostile_token_requests_are_refused() {
+    let server = start();
+    add_client(&server, "tool");
+    let key = user_with_authenticator(&server, "fay").await;
+    let (verifier, challenge) = pkce();
+    let browser = Browser::new(&server);
+    let start = browser
+        .get(&authorize_url("tool", REDIRECT, &challenge, "user"))
+        .await;
+    let consent =
+        sign_in_for_client(&server, &browser, &start, "fay", "fay-password-1", &key).await;
+    let path = consent.path.clone();
+
+    // A forged Allow (no or a wrong CSRF token) decides nothing.
+    for csrf in ["", "forged"] {
+        let forged = browser
+            .post(&path, &[("csrf", csrf), ("decision", "allow")])
+            .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    }
+    let odd = browser
+        .submit(&consent, &path, &[("decision", "maybe")])
+        .await;
+    assert_eq!(odd.status, StatusCode::BAD_REQUEST);
+    let (status, location) = browser
+        .submit_for_redirect(&consent, &path, &[("decision", "allow")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let code_value = query_value(&location.unwrap(), "code").unwrap();
+    // Answered once: a second decision finds nothing pending.
+    let again = browser
+        .submit(&consent, &path, &[("decision", "deny")])
+        .await;
+    again.expect("expired or was already answered");
+
+    // The token endpoint takes forms only, each parameter once, bounded.
+    let http = reqwest::Client::new();
+    let json = http
+        .post(format!("{}/oauth/token", server.url))
+        .json(&serde_json::json!({ "grant_type": "authorization_code", "code": code_value }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), StatusCode::BAD_REQUEST);
+    let body: Value = json.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    let huge = http
+        .post(format!("{}/oauth/token", server.url))
+        .header("connection", "close")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("client_id=tool&code={}", "a".repeat(64 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let invalid_utf8 = http
+        .post(format!("{}/oauth/token", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("client_id=tool&grant_type=authorization_code&code=%FF%FE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid_utf8.status(), StatusCode::BAD_REQUEST);
+    // None of it spent the code.
+    let tokens = Tool::new(&server, "tool")
+        .exchange(&code_value, &verifier)
+        .await;
+    assert_eq!(tokens.0, StatusCode::OK, "{tokens:?}");
+}
