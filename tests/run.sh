@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 # libpcsclite-dev + pkg-config: building the pcsc crate; yubikey-manager:
 # Yubico's ykman, which must accept the virtual card.
 tests/install-packages.sh softhsm2 opensc ca-certificates chromium chromium-driver zbar-tools fonts-dejavu-core openssl curl \
-    pcscd vsmartcard-vpcd libpcsclite-dev pkg-config yubikey-manager
+    pcscd vsmartcard-vpcd libpcsclite-dev pkg-config yubikey-manager p11-kit p11-kit-modules opencryptoki
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

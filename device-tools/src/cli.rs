@@ -207,6 +207,11 @@ pub struct TokenArgs {
     /// File holding the user PIN (else $GATEHOUSE_PIN, else a prompt).
     #[arg(long, env = "GATEHOUSE_PIN_FILE", value_name = "FILE")]
     pub pin_file: Option<PathBuf>,
+
+    /// Wrap scheme for new key versions and seals: aes-kwp, aes-kw,
+    /// aes-cbc-pad or rsa-oaep (default: the best the token offers).
+    #[arg(long, env = "GATEHOUSE_WRAP_SCHEME", value_name = "SCHEME")]
+    pub wrap_scheme: Option<hsm_adapter::WrapScheme>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,8 +2,10 @@
 //! token in a temporary directory; output and exit codes checked.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests report failure by panicking
 
+use std::path::PathBuf;
 use std::process::Command;
 
+use gatehouse_tests::p11kit::{P11KitServer, client_module};
 use gatehouse_tests::{Ran, SoftHsmDir, require_tool, run};
 
 const LABEL: &str = "cli-test";
@@ -83,7 +85,10 @@ fn status_lists_mechanisms_and_protected_keys() {
     let ran = hsm(&token, "status", &[]).expect_code(0);
     for expected in [
         "Token      \"cli-test\"",
-        "present  CKM_AES_KEY_WRAP_PAD",
+        "Wrap with  aes-kwp",
+        "CKM_AES_KEY_WRAP_PAD under key version 1 (AES-256): the best scheme the token offers",
+        "Offered    aes-kwp, aes-kw, rsa-oaep",
+        "HMAC keys  at least 20/32/64 bytes",
         "present  CKM_SHA_1_HMAC",
         "Key versions (active: 1)",
         "gatehouse-wrap-v1    sensitive never-extractable wrap unwrap",
@@ -106,6 +111,36 @@ fn status_lists_mechanisms_and_protected_keys() {
         json.stdout
     );
     assert!(json.stdout.contains("\"extractable\": false"));
+}
+
+#[test]
+fn keygen_makes_an_rsa_key_pair_for_rsa_oaep_and_status_says_why() {
+    let token = initialised();
+    let ran = hsm(&token, "keygen", &["--wrap-scheme", "rsa-oaep"]).expect_code(0);
+    assert!(
+        ran.stdout.contains("Created key version 2"),
+        "{}",
+        ran.stdout
+    );
+    let status = hsm(&token, "status", &[]).expect_code(0);
+    for expected in [
+        "Wrap with  rsa-oaep",
+        "CKM_RSA_PKCS_OAEP under key version 2 (RSA-2048)",
+        "gatehouse-wrap-v2    sensitive never-extractable unwrap",
+        "(RSA-2048)",
+        "Status     healthy",
+    ] {
+        assert!(
+            status.stdout.contains(expected),
+            "missing {expected:?} in\n{}",
+            status.stdout
+        );
+    }
+    // The self-test seals on the host with the public key and verifies
+    // inside the token.
+    hsm(&token, "selftest", &[]).expect_code(0);
+    let unknown = hsm(&token, "status", &["--wrap-scheme", "rot13"]);
+    assert_eq!(unknown.code, Some(2), "{}", unknown.stderr);
 }
 
 #[test]
@@ -317,4 +352,75 @@ fn four_processes_starting_at_once_all_succeed() {
             Ran::from_output(child.wait_with_output().unwrap()).expect_code(0);
         }
     }
+}
+
+#[test]
+fn an_out_of_process_token_served_by_p11_kit_negotiates_rsa_oaep() {
+    // The token is made with an RSA key version directly, then reached only
+    // through p11-kit's RPC, which carries no AES wrap mechanism.
+    let token = SoftHsmDir::new();
+    let so_pin = token.so_pin_file();
+    hsm(
+        &token,
+        "init",
+        &[
+            "--so-pin-file",
+            so_pin.to_str().unwrap(),
+            "--wrap-scheme",
+            "rsa-oaep",
+        ],
+    )
+    .expect_code(0);
+    let softhsm = PathBuf::from("/usr/lib/softhsm/libsofthsm2.so");
+    let server = P11KitServer::start(&softhsm, &token.config_file(), LABEL);
+    let remote = |verb: &str, extra: &[&str]| {
+        let mut command = device_tools();
+        command
+            .args(["hsm", verb, "--label", LABEL, "--module"])
+            .arg(client_module())
+            .arg("--pin-file")
+            .arg(token.pin_file())
+            .args(extra)
+            .env("P11_KIT_SERVER_ADDRESS", server.address());
+        run(&mut command)
+    };
+    let status = remote("status", &[]).expect_code(0);
+    for expected in [
+        "PKCS#11 Kit Proxy Module",
+        "Wrap with  rsa-oaep",
+        "Offered    rsa-oaep",
+        "Status     healthy",
+    ] {
+        assert!(
+            status.stdout.contains(expected),
+            "missing {expected:?} in\n{}",
+            status.stdout
+        );
+    }
+    let selftest = remote("selftest", &[]).expect_code(0);
+    assert!(
+        selftest.stdout.contains("18 of 18 vectors passed"),
+        "{}",
+        selftest.stdout
+    );
+    // A new version made through p11-kit is an RSA pair again.
+    remote("keygen", &[]).expect_code(0);
+    let status = remote("status", &[]).expect_code(0);
+    assert!(
+        status
+            .stdout
+            .contains("CKM_RSA_PKCS_OAEP under key version 2 (RSA-2048)"),
+        "{}",
+        status.stdout
+    );
+    // Asking for an AES scheme there is refused, saying why.
+    let refused = remote("keygen", &["--wrap-scheme", "aes-kwp"]);
+    assert_ne!(refused.code, Some(0));
+    assert!(
+        refused
+            .stderr
+            .contains("does not offer CKM_AES_KEY_WRAP_PAD"),
+        "{}",
+        refused.stderr
+    );
 }

@@ -46,7 +46,7 @@ fn main() {
         &pin,
     )
     .unwrap();
-    TokenAdmin::open(&module, LABEL, &pin)
+    TokenAdmin::open(&module, LABEL, &pin, None)
         .unwrap()
         .add_key_version()
         .unwrap();

@@ -96,6 +96,10 @@ pub enum VaultError {
     KeyVersionTaken(u32),
     #[error("the token made a key that is not as asked ({0}); refusing to use it")]
     KeyPolicyViolated(String),
+    #[error("no wrap scheme for new seals: {0}")]
+    NoWrapScheme(String),
+    #[error("sealing on the host failed: {0}")]
+    HostSeal(String),
     #[error("the token lacks required mechanisms: {0}")]
     MechanismsMissing(String),
     #[error("sealed seed record is malformed: {0}")]

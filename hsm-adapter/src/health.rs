@@ -6,12 +6,10 @@ use cryptoki::session::Session;
 use crate::connection::Connection;
 use crate::error::{Result, VaultError};
 use crate::keys::{self, KeyAttributes, KeyRing, KeyRole};
-use crate::sealed::WrapScheme;
 
-/// Mechanisms the vault needs, with what it needs each for.
+/// Mechanisms the vault needs whatever the wrap scheme, with what it needs
+/// each for. (The wrap schemes are negotiated: see `Health::wrap_scheme`.)
 pub const REQUIRED_MECHANISMS: &[(MechanismType, &str)] = &[
-    (MechanismType::AES_KEY_GEN, "create wrapping keys"),
-    (MechanismType::AES_KEY_WRAP_PAD, "wrap and unwrap seeds"),
     (MechanismType::GENERIC_SECRET_KEY_GEN, "create binding keys"),
     (MechanismType::SHA256_HMAC, "binding tags, SHA-256 codes"),
     (MechanismType::SHA1_HMAC, "SHA-1 codes"),
@@ -24,7 +22,14 @@ pub struct Health {
     pub module: ModuleReport,
     pub token: TokenReport,
     pub mechanisms: Vec<MechanismReport>,
-    pub wrap_scheme: &'static str,
+    /// The wrap schemes the token carries, best first.
+    pub wrap_schemes_offered: Vec<&'static str>,
+    /// The scheme new seals use (under the active key version), if any.
+    pub wrap_scheme: Option<&'static str>,
+    /// Why that scheme, or why none.
+    pub wrap_scheme_reason: String,
+    /// The shortest HMAC key the token takes for SHA-1, SHA-256, SHA-512.
+    pub hmac_min_key_bytes: [usize; 3],
     pub active_key_version: Option<u32>,
     pub key_versions: Vec<KeyVersionReport>,
     /// Versions with only one of their two keys (a failed keygen).
@@ -58,6 +63,8 @@ pub struct MechanismReport {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct KeyVersionReport {
     pub version: u32,
+    /// `AES-256` or `RSA-2048`.
+    pub wrap_kind: String,
     pub wrap_key: KeyReport,
     pub bind_key: KeyReport,
 }
@@ -102,6 +109,7 @@ impl Health {
     pub fn is_healthy(&self) -> bool {
         self.mechanisms.iter().all(|m| m.present)
             && self.active_key_version.is_some()
+            && self.wrap_scheme.is_some()
             && self
                 .key_versions
                 .iter()
@@ -166,9 +174,10 @@ pub(crate) fn build(session: &Session, connection: &Connection, ring: &KeyRing) 
     for (version, pair) in ring.versions() {
         key_versions.push(KeyVersionReport {
             version,
+            wrap_kind: pair.wrap.kind().to_string(),
             wrap_key: KeyReport::new(
                 KeyRole::Wrap.label(version),
-                keys::read_key_attributes(session, pair.wrap)?,
+                keys::read_key_attributes(session, pair.wrap.unwrapping())?,
             ),
             bind_key: KeyReport::new(
                 KeyRole::Bind.label(version),
@@ -176,11 +185,43 @@ pub(crate) fn build(session: &Session, connection: &Connection, ring: &KeyRing) 
             ),
         });
     }
+    let abilities = &connection.tokens;
+    let (wrap_scheme, wrap_scheme_reason) = match ring.active() {
+        Ok((version, pair)) => match abilities.seal_scheme(pair.wrap.kind()) {
+            Ok(scheme) => (
+                Some(scheme.as_str()),
+                format!(
+                    "{} under key version {version} ({}): {}",
+                    scheme.mechanism_name(),
+                    pair.wrap.kind(),
+                    match abilities.preferred {
+                        Some(_) => "the scheme configured",
+                        None => "the best scheme the token offers for this key",
+                    }
+                ),
+            ),
+            Err(error) => (None, error.to_string()),
+        },
+        Err(_) => match abilities.keygen_scheme() {
+            Ok(scheme) => (
+                None,
+                format!(
+                    "no key version yet; keygen would make one for {} ({})",
+                    scheme.as_str(),
+                    scheme.mechanism_name()
+                ),
+            ),
+            Err(error) => (None, error.to_string()),
+        },
+    };
     Ok(Health {
         module,
         token,
         mechanisms,
-        wrap_scheme: WrapScheme::AesKeyWrapPad.mechanism_name(),
+        wrap_schemes_offered: abilities.schemes.iter().map(|s| s.as_str()).collect(),
+        wrap_scheme,
+        wrap_scheme_reason,
+        hmac_min_key_bytes: abilities.hmac_min,
         active_key_version: ring.active().ok().map(|(version, _)| version),
         key_versions,
         incomplete_key_versions: ring.incomplete().to_vec(),

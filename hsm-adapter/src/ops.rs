@@ -4,11 +4,17 @@
 //! exist in host memory only in `seal` (the enrollment moment, when the
 //! person must see the seed once) and there only in `Zeroizing` buffers; every
 //! other operation works on wrapped blobs and token-side session keys.
+//!
+//! Sealing depends on the scheme: the AES schemes create the (padded) seed as
+//! a token session object and wrap it inside the token; RSA-OAEP encrypts it
+//! on the host with the token's public key, so the clear seed never crosses
+//! the PKCS#11 boundary (what an out-of-process token needs).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cryptoki::error::{Error as CryptokiError, RvError};
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use subtle::ConstantTimeEq;
@@ -16,7 +22,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::connection::Connection;
 use crate::error::{Result, VaultError};
-use crate::keys::{self, KeyPair};
+use crate::keys::{self, KeyPair, WrapKey, WrapKind};
 use crate::sealed::{Owner, SealedSeed, TotpAlgorithm, WrapScheme};
 use crate::totp::{self, TotpPolicy};
 
@@ -49,13 +55,59 @@ pub(crate) fn stats() -> TokenStats {
 /// (10-byte) seeds are still common in the wild and are accepted.
 const MIN_SEED_LEN: usize = 10;
 
-/// The wrap scheme for new seals on this token.
-const WRAP_SCHEME: WrapScheme = WrapScheme::AesKeyWrapPad;
+const CBC_IV_LEN: usize = 16;
 
-fn wrap_mechanism(scheme: WrapScheme) -> Mechanism<'static> {
+/// The mechanism of `scheme`; `iv` for CBC.
+fn wrap_mechanism(scheme: WrapScheme, iv: [u8; CBC_IV_LEN]) -> Mechanism<'static> {
     match scheme {
         WrapScheme::AesKeyWrapPad => Mechanism::AesKeyWrapPad,
+        WrapScheme::AesKeyWrap => Mechanism::AesKeyWrap,
+        WrapScheme::AesCbcPad => Mechanism::AesCbcPad(iv),
+        WrapScheme::RsaOaep => Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
+            MechanismType::SHA1,
+            PkcsMgfType::MGF1_SHA1,
+            PkcsOaepSource::empty(),
+        )),
     }
+}
+
+/// A blob as the unwrap mechanism takes it: CBC blobs carry their IV first.
+fn split_blob(scheme: WrapScheme, blob: &[u8]) -> Result<([u8; CBC_IV_LEN], &[u8])> {
+    if scheme != WrapScheme::AesCbcPad {
+        return Ok(([0; CBC_IV_LEN], blob));
+    }
+    let (iv, ciphertext) =
+        blob.split_first_chunk::<CBC_IV_LEN>()
+            .ok_or(VaultError::MalformedRecord(
+                "a CBC blob shorter than its IV",
+            ))?;
+    Ok((*iv, ciphertext))
+}
+
+/// The seed as the token will hold it: zero-padded to the token's shortest
+/// HMAC key, and for plain AES key wrap to a multiple of 8 bytes (at least
+/// 16). HMAC pads keys with zeros to its block size anyway, so the codes are
+/// unchanged; padding never goes past the block size.
+fn pad_seed(seed: &[u8], min_len: usize, scheme: WrapScheme) -> Zeroizing<Vec<u8>> {
+    let mut padded = Zeroizing::new(seed.to_vec());
+    let mut len = padded.len().max(min_len);
+    if scheme == WrapScheme::AesKeyWrap {
+        len = len.max(16).next_multiple_of(8);
+    }
+    padded.resize(len, 0);
+    padded
+}
+
+/// RSA-OAEP (SHA-1, MGF1-SHA-1, no label) on the host, with the token's
+/// public key: the token's `CKM_RSA_PKCS_OAEP` unwrap reverses it.
+fn oaep_encrypt(public_key: &rsa::RsaPublicKey, padded: &[u8]) -> Result<Vec<u8>> {
+    public_key
+        .encrypt(
+            &mut rand::rngs::OsRng,
+            rsa::Oaep::new::<sha1::Sha1>(),
+            padded,
+        )
+        .map_err(|error| VaultError::HostSeal(format!("RSA-OAEP: {error}")))
 }
 
 pub(crate) fn hmac_mechanism(algorithm: TotpAlgorithm) -> Mechanism<'static> {
@@ -81,12 +133,20 @@ impl Drop for SessionKey<'_> {
     }
 }
 
-/// A fresh seed from the token's random generator.
+/// A fresh seed: from the token's random generator, or, when new seals use
+/// RSA-OAEP (an out-of-process token), from the operating system's, so that
+/// the seed never comes back across the PKCS#11 boundary.
 pub(crate) fn generate_seed(
     session: &Session,
+    connection: &Connection,
     algorithm: TotpAlgorithm,
 ) -> Result<Zeroizing<Vec<u8>>> {
     let mut seed = Zeroizing::new(vec![0u8; algorithm.seed_len()]);
+    let (_, _, scheme) = connection.active_sealing()?;
+    if scheme.uses_rsa() {
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+        return Ok(seed);
+    }
     session
         .generate_random_slice(&mut seed)
         .map_err(VaultError::pkcs11)?;
@@ -107,13 +167,27 @@ pub(crate) fn seal(
             "the seed must be between 10 bytes and the hash's block size",
         ));
     }
-    let (key_version, pair) = connection.active_pair()?;
-    // Zero-pad to the token's minimum HMAC key length: HMAC pads keys with
-    // zeros to its block size anyway, so the codes are unchanged.
-    let mut padded = Zeroizing::new(seed.to_vec());
-    if padded.len() < algorithm.min_token_key_len() {
-        padded.resize(algorithm.min_token_key_len(), 0);
+    let (key_version, pair, scheme) = connection.active_sealing()?;
+    let padded = pad_seed(seed, connection.tokens.hmac_min(algorithm), scheme);
+    if padded.len() > algorithm.block_len() {
+        return Err(VaultError::InvalidRequest(
+            "the token's shortest HMAC key is longer than the hash's block size",
+        ));
     }
+    let blob = match &pair.wrap {
+        WrapKey::Rsa { public_key, .. } => oaep_encrypt(public_key, &padded)?,
+        WrapKey::Aes(wrapping) => wrap_in_token(session, *wrapping, scheme, &padded)?,
+    };
+    finish_seal(session, owner, key_version, &pair, scheme, algorithm, blob)
+}
+
+/// Create the padded seed as a token session key and wrap it there.
+fn wrap_in_token(
+    session: &Session,
+    wrapping: ObjectHandle,
+    scheme: WrapScheme,
+    padded: &[u8],
+) -> Result<Vec<u8>> {
     let mut template = vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::GENERIC_SECRET),
@@ -134,30 +208,51 @@ pub(crate) fn seal(
         session,
         handle: created.map_err(VaultError::pkcs11)?,
     };
-    let blob = session
-        .wrap_key(&wrap_mechanism(WRAP_SCHEME), pair.wrap, seed_key.handle)
-        .map_err(VaultError::pkcs11)?;
+    let blob = wrap_seed_key(session, wrapping, scheme, seed_key.handle)?;
     drop(seed_key);
-    count_calls(3);
-    finish_seal(session, owner, key_version, pair, algorithm, blob)
+    count_calls(2);
+    Ok(blob)
+}
+
+/// Wrap a token key under `scheme` (a CBC blob gets a fresh IV in front).
+fn wrap_seed_key(
+    session: &Session,
+    wrapping: ObjectHandle,
+    scheme: WrapScheme,
+    key: ObjectHandle,
+) -> Result<Vec<u8>> {
+    let mut iv = [0u8; CBC_IV_LEN];
+    if scheme == WrapScheme::AesCbcPad {
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut iv);
+    }
+    let wrapped = session
+        .wrap_key(&wrap_mechanism(scheme, iv), wrapping, key)
+        .map_err(VaultError::pkcs11)?;
+    count_calls(1);
+    Ok(if scheme == WrapScheme::AesCbcPad {
+        [iv.as_slice(), &wrapped].concat()
+    } else {
+        wrapped
+    })
 }
 
 fn finish_seal(
     session: &Session,
     owner: &Owner,
     key_version: u32,
-    pair: KeyPair,
+    pair: &KeyPair,
+    scheme: WrapScheme,
     algorithm: TotpAlgorithm,
     blob: Vec<u8>,
 ) -> Result<SealedSeed> {
-    let message = SealedSeed::binding_message(owner, key_version, WRAP_SCHEME, algorithm, &blob);
+    let message = SealedSeed::binding_message(owner, key_version, scheme, algorithm, &blob);
     let tag = session
         .sign(&Mechanism::Sha256Hmac, pair.bind, &message)
         .map_err(VaultError::pkcs11)?;
     count_calls(1);
     Ok(SealedSeed {
         key_version,
-        wrap: WRAP_SCHEME,
+        wrap: scheme,
         algorithm,
         blob,
         tag,
@@ -168,7 +263,7 @@ fn finish_seal(
 /// no field was changed.
 fn check_binding(
     session: &Session,
-    pair: KeyPair,
+    pair: &KeyPair,
     owner: &Owner,
     sealed: &SealedSeed,
 ) -> Result<()> {
@@ -187,10 +282,16 @@ fn check_binding(
 /// template; such a key is fixed or refused).
 fn unwrap_seed<'s>(
     session: &'s Session,
-    pair: KeyPair,
+    pair: &KeyPair,
     sealed: &SealedSeed,
     extractable: bool,
 ) -> Result<SessionKey<'s>> {
+    if pair.wrap.kind() != WrapKind::of(sealed.wrap) {
+        return Err(VaultError::MalformedRecord(
+            "the record's wrap scheme does not match its key version",
+        ));
+    }
+    let (iv, blob) = split_blob(sealed.wrap, &sealed.blob)?;
     let template = [
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::GENERIC_SECRET),
@@ -202,9 +303,9 @@ fn unwrap_seed<'s>(
     ];
     let handle = session
         .unwrap_key(
-            &wrap_mechanism(sealed.wrap),
-            pair.wrap,
-            &sealed.blob,
+            &wrap_mechanism(sealed.wrap, iv),
+            pair.wrap.unwrapping(),
+            blob,
             &template,
         )
         .map_err(VaultError::pkcs11)?;
@@ -246,8 +347,8 @@ pub(crate) fn verify(
     policy.validate()?;
     policy.check_code_shape(code)?;
     let pair = connection.key_pair(session, sealed.key_version)?;
-    check_binding(session, pair, owner, sealed)?;
-    let seed_key = unwrap_seed(session, pair, sealed, false)?;
+    check_binding(session, &pair, owner, sealed)?;
+    let seed_key = unwrap_seed(session, &pair, sealed, false)?;
     let mechanism = hmac_mechanism(sealed.algorithm);
     let digits = usize::from(policy.digits);
     let mut matched = None;
@@ -269,9 +370,10 @@ pub(crate) fn verify(
     Ok(matched)
 }
 
-/// Move a sealed seed to the active key version. The seed is unwrapped into
-/// a sensitive token session key and wrapped again inside the token; it never
-/// reaches host memory. A record already at the active version is returned
+/// Move a sealed seed to the active key version and scheme. The seed is
+/// unwrapped into a sensitive token session key and wrapped again inside the
+/// token (under the RSA public key, for RSA-OAEP); it never reaches host
+/// memory. A record already at the active version and scheme is returned
 /// unchanged (after its binding is checked).
 pub(crate) fn rewrap(
     session: &Session,
@@ -280,27 +382,28 @@ pub(crate) fn rewrap(
     sealed: &SealedSeed,
 ) -> Result<SealedSeed> {
     let old_pair = connection.key_pair(session, sealed.key_version)?;
-    check_binding(session, old_pair, owner, sealed)?;
-    let (active_version, active_pair) = connection.active_pair()?;
-    if active_version == sealed.key_version && sealed.wrap == WRAP_SCHEME {
+    check_binding(session, &old_pair, owner, sealed)?;
+    let (active_version, active_pair, scheme) = connection.active_sealing()?;
+    if active_version == sealed.key_version && sealed.wrap == scheme {
         return Ok(sealed.clone());
     }
-    let seed_key = unwrap_seed(session, old_pair, sealed, true)?;
-    let blob = session
-        .wrap_key(
-            &wrap_mechanism(WRAP_SCHEME),
-            active_pair.wrap,
-            seed_key.handle,
-        )
-        .map_err(VaultError::pkcs11)?;
+    let seed_key = unwrap_seed(session, &old_pair, sealed, true)?;
+    let blob = wrap_seed_key(
+        session,
+        active_pair.wrap.wrapping(),
+        scheme,
+        seed_key.handle,
+    )?;
     drop(seed_key);
-    // C_Verify, C_UnwrapKey, C_GetAttributeValue, C_WrapKey, C_DestroyObject.
-    count_calls(5);
+    // C_Verify, C_UnwrapKey, C_GetAttributeValue, C_DestroyObject (and the
+    // C_WrapKey counted above).
+    count_calls(4);
     finish_seal(
         session,
         owner,
         active_version,
-        active_pair,
+        &active_pair,
+        scheme,
         sealed.algorithm,
         blob,
     )

@@ -10,8 +10,8 @@ use secrecy::SecretString;
 use crate::connection::Connection;
 use crate::error::{Result, VaultError};
 use crate::health::{self, Health};
-use crate::keys;
 use crate::module::{self, ModuleConfig};
+use crate::sealed::WrapScheme;
 
 /// What `init_token` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +88,15 @@ pub struct TokenAdmin {
 }
 
 impl TokenAdmin {
-    pub fn open(config: &ModuleConfig, label: &str, pin: &SecretString) -> Result<TokenAdmin> {
-        let connection = Connection::open(config, label, pin, 1, None)?;
+    /// `preferred`: the wrap scheme new key versions are made for (else the
+    /// best the token offers).
+    pub fn open(
+        config: &ModuleConfig,
+        label: &str,
+        pin: &SecretString,
+        preferred: Option<WrapScheme>,
+    ) -> Result<TokenAdmin> {
+        let connection = Connection::open(config, label, pin, 1, None, preferred)?;
         Ok(TokenAdmin {
             connection: Some(connection),
         })
@@ -109,11 +116,7 @@ impl TokenAdmin {
     pub fn add_key_version(&self) -> Result<u32> {
         let connection = self.connection()?;
         let session = lock_session(connection);
-        connection.rescan(&session)?;
-        let version = connection.read_keys().next_version();
-        let pair = keys::generate_pair(&session, version)?;
-        connection.add_pair(version, pair);
-        Ok(version)
+        connection.generate_version(&session)
     }
 
     /// The token's label as read straight from `C_GetTokenInfo`, the path

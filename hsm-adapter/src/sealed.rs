@@ -46,13 +46,6 @@ impl TotpAlgorithm {
         }
     }
 
-    /// The shortest HMAC key SoftHSM (and some other tokens) accept. Shorter
-    /// seeds are zero-padded to it, which gives identical HMACs because HMAC
-    /// zero-pads keys to its block size anyway.
-    pub(crate) fn min_token_key_len(self) -> usize {
-        self.seed_len()
-    }
-
     /// HMAC's block size: a key longer than this would be hashed first, so
     /// padding must never go past it.
     pub(crate) fn block_len(self) -> usize {
@@ -90,18 +83,43 @@ impl FromStr for TotpAlgorithm {
     }
 }
 
-/// How a seed blob was wrapped. New schemes can be added without changing
-/// the record format: each record names its own.
+/// How a seed blob was wrapped. Each record names its own scheme, so records
+/// of different schemes verify side by side and rewrap moves them to the
+/// current one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WrapScheme {
     /// RFC 5649 AES key wrap with padding (`CKM_AES_KEY_WRAP_PAD`).
     AesKeyWrapPad,
+    /// RFC 3394 AES key wrap (`CKM_AES_KEY_WRAP`); the seed is zero-padded to
+    /// a multiple of 8 bytes first.
+    AesKeyWrap,
+    /// AES-CBC with PKCS#7 padding (`CKM_AES_CBC_PAD`); the blob is the IV
+    /// followed by the ciphertext. It has no integrity of its own: the
+    /// binding tag, checked before any unwrap, is what refuses a tampered
+    /// blob.
+    AesCbcPad,
+    /// RSA-OAEP with SHA-1 (`CKM_RSA_PKCS_OAEP`) under a token RSA key pair:
+    /// seeds are sealed on the host with the public key, so the clear seed
+    /// never crosses the PKCS#11 boundary; only the token's sensitive,
+    /// never-extractable private key unwraps them.
+    RsaOaep,
 }
 
 impl WrapScheme {
+    /// Every scheme, best first: the order negotiation picks in.
+    pub const PREFERENCE: [WrapScheme; 4] = [
+        Self::AesKeyWrapPad,
+        Self::AesKeyWrap,
+        Self::AesCbcPad,
+        Self::RsaOaep,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AesKeyWrapPad => "aes-kwp",
+            Self::AesKeyWrap => "aes-kw",
+            Self::AesCbcPad => "aes-cbc-pad",
+            Self::RsaOaep => "rsa-oaep",
         }
     }
 
@@ -109,7 +127,15 @@ impl WrapScheme {
     pub fn mechanism_name(self) -> &'static str {
         match self {
             Self::AesKeyWrapPad => "CKM_AES_KEY_WRAP_PAD",
+            Self::AesKeyWrap => "CKM_AES_KEY_WRAP",
+            Self::AesCbcPad => "CKM_AES_CBC_PAD",
+            Self::RsaOaep => "CKM_RSA_PKCS_OAEP",
         }
+    }
+
+    /// Whether this scheme wraps under an RSA key pair (else an AES key).
+    pub fn uses_rsa(self) -> bool {
+        matches!(self, Self::RsaOaep)
     }
 }
 
@@ -122,10 +148,10 @@ impl fmt::Display for WrapScheme {
 impl FromStr for WrapScheme {
     type Err = VaultError;
     fn from_str(text: &str) -> Result<Self> {
-        match text {
-            "aes-kwp" => Ok(Self::AesKeyWrapPad),
-            _ => Err(VaultError::MalformedRecord("unknown wrap scheme")),
-        }
+        Self::PREFERENCE
+            .into_iter()
+            .find(|scheme| scheme.as_str() == text)
+            .ok_or(VaultError::MalformedRecord("unknown wrap scheme"))
     }
 }
 

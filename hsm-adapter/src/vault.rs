@@ -28,10 +28,9 @@ use zeroize::Zeroizing;
 use crate::connection::Connection;
 use crate::error::{Result, VaultError};
 use crate::health::{self, Health};
-use crate::keys;
 use crate::module::ModuleConfig;
 use crate::ops;
-use crate::sealed::{Owner, SealedSeed, TotpAlgorithm};
+use crate::sealed::{Owner, SealedSeed, TotpAlgorithm, WrapScheme};
 use crate::totp::TotpPolicy;
 
 /// How the vault is reached and sized.
@@ -44,6 +43,9 @@ pub struct VaultConfig {
     /// Jobs that may wait for a worker before callers get [`VaultError::Busy`].
     pub queue_capacity: usize,
     pub reconnect: ReconnectPolicy,
+    /// The wrap scheme for new seals; `None` negotiates the best one the
+    /// token offers for the active key version.
+    pub wrap_scheme: Option<WrapScheme>,
 }
 
 impl VaultConfig {
@@ -58,6 +60,7 @@ impl VaultConfig {
             workers: 2,
             queue_capacity: 4096,
             reconnect: ReconnectPolicy::default(),
+            wrap_scheme: None,
         }
     }
 }
@@ -145,8 +148,14 @@ impl Vault {
     /// Connect to the token and start the workers. Blocks (tens of
     /// milliseconds); from async code call it inside `spawn_blocking`.
     pub fn open(config: VaultConfig) -> Result<Vault> {
-        let connection =
-            Connection::open(&config.module, &config.token_label, &config.pin, 1, None)?;
+        let connection = Connection::open(
+            &config.module,
+            &config.token_label,
+            &config.pin,
+            1,
+            None,
+            config.wrap_scheme,
+        )?;
         if connection.read_keys().active().is_err() {
             connection.finalize();
             return Err(VaultError::NoKeys);
@@ -183,10 +192,11 @@ impl Vault {
         })
     }
 
-    /// A fresh seed from the token's random generator, of the hash's length.
-    /// The one time a seed is in host memory: show it, seal it, drop it.
+    /// A fresh seed of the hash's length: from the token's random generator,
+    /// or the system's when seeds are sealed on the host (RSA-OAEP). The one
+    /// time a seed is in host memory: show it, seal it, drop it.
     pub fn generate_seed(&self, algorithm: TotpAlgorithm) -> Pending<Zeroizing<Vec<u8>>> {
-        self.submit(move |session, _| ops::generate_seed(session, algorithm))
+        self.submit(move |session, connection| ops::generate_seed(session, connection, algorithm))
     }
 
     /// Seal `seed` for `owner` under the active key version.
@@ -225,13 +235,7 @@ impl Vault {
 
     /// Create key version N+1; it becomes the active version.
     pub fn generate_key_version(&self) -> Pending<u32> {
-        self.submit(|session, connection| {
-            connection.rescan(session)?;
-            let version = connection.read_keys().next_version();
-            let pair = keys::generate_pair(session, version)?;
-            connection.add_pair(version, pair);
-            Ok(version)
-        })
+        self.submit(|session, connection| connection.generate_version(session))
     }
 
     /// Re-read the key versions from the token (another process may have
@@ -467,6 +471,7 @@ fn reconnect(shared: &Shared, control: &Receiver<Control>) {
             &config.pin,
             generation,
             Some(1),
+            config.wrap_scheme,
         ) {
             Ok(connection) if connection.read_keys().active().is_ok() => {
                 *write(&shared.connection) = Some(connection);

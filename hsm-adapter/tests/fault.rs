@@ -54,7 +54,7 @@ fn a_token_that_disappears_fails_closed_then_recovers_when_it_returns() {
     let pin = "fault-user-pin";
     hsm_adapter::init_token(&module, LABEL, &secret("fault-so-pin"), &secret(pin)).unwrap();
     {
-        let admin = TokenAdmin::open(&module, LABEL, &secret(pin)).unwrap();
+        let admin = TokenAdmin::open(&module, LABEL, &secret(pin), None).unwrap();
         // The raw C_GetTokenInfo path (used for tokens whose info cryptoki
         // cannot parse) reads the same label.
         assert_eq!(admin.raw_token_label().unwrap(), LABEL);

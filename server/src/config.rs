@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use hsm_adapter::{TotpAlgorithm, TotpPolicy};
+use hsm_adapter::{TotpAlgorithm, TotpPolicy, WrapScheme};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,9 @@ pub struct Pkcs11Config {
     pub pin_file: Option<PathBuf>,
     /// Worker threads, each with a token session.
     pub workers: usize,
+    /// Wrap scheme for new seals: `aes-kwp`, `aes-kw`, `aes-cbc-pad`,
+    /// `rsa-oaep`, or `auto` (the best the token offers; the default).
+    pub wrap_scheme: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +135,7 @@ impl Default for Pkcs11Config {
             token_label: "gatehouse".to_owned(),
             pin_file: None,
             workers: 2,
+            wrap_scheme: "auto".to_owned(),
         }
     }
 }
@@ -239,6 +243,7 @@ impl Config {
         env!("GATEHOUSE_TOKEN_LABEL", self.pkcs11.token_label);
         env!("GATEHOUSE_PIN_FILE", some self.pkcs11.pin_file);
         env!("GATEHOUSE_VAULT_WORKERS", self.pkcs11.workers);
+        env!("GATEHOUSE_WRAP_SCHEME", self.pkcs11.wrap_scheme);
         env!("GATEHOUSE_TOTP_ALGORITHM", self.totp.algorithm);
         env!("GATEHOUSE_TOTP_DIGITS", self.totp.digits);
         env!("GATEHOUSE_TOTP_PERIOD", self.totp.period);
@@ -296,6 +301,7 @@ impl Config {
     /// Check values that types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.totp_policy()?;
+        self.wrap_scheme()?;
         self.algorithm()?;
         if self.pkcs11.module.is_some() && self.pkcs11.pin_file.is_none() {
             return Err(ConfigError::Invalid(
@@ -347,6 +353,18 @@ impl Config {
             .validate()
             .map_err(|error| ConfigError::Invalid(format!("totp: {error}")))?;
         Ok(policy)
+    }
+
+    /// The configured wrap scheme; `None` for `auto`.
+    pub fn wrap_scheme(&self) -> Result<Option<WrapScheme>, ConfigError> {
+        match self.pkcs11.wrap_scheme.as_str() {
+            "auto" | "" => Ok(None),
+            other => other.parse().map(Some).map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "pkcs11.wrap_scheme {other:?}: use auto, aes-kwp, aes-kw, aes-cbc-pad or rsa-oaep"
+                ))
+            }),
+        }
     }
 
     pub fn algorithm(&self) -> Result<TotpAlgorithm, ConfigError> {

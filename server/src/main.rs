@@ -5,6 +5,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Every heap block is zeroed when it is freed, so that no secret (a seed
+/// shown at enrollment, a password, a rendered page) outlives its buffer in
+/// freed heap; live secrets are `Zeroizing` or `SecretString`.
+#[global_allocator]
+static ALLOCATOR: zeroizing_alloc::ZeroAlloc<std::alloc::System> =
+    zeroizing_alloc::ZeroAlloc(std::alloc::System);
+
 fn main() -> ExitCode {
     let cli = gatehouse::cli::Cli::parse();
     tracing_subscriber::fmt()

@@ -112,7 +112,13 @@ fn token_setup(config: &Config) -> Result<(ModuleConfig, SecretString), StartErr
         write_private(&dir.join("so.pin"), so_pin.expose_secret().as_bytes())?;
         let user_pin = read_pin(&pin_file)?;
         hsm_adapter::init_token(&module, &config.pkcs11.token_label, &so_pin, &user_pin)?;
-        TokenAdmin::open(&module, &config.pkcs11.token_label, &user_pin)?.add_key_version()?;
+        TokenAdmin::open(
+            &module,
+            &config.pkcs11.token_label,
+            &user_pin,
+            config.wrap_scheme()?,
+        )?
+        .add_key_version()?;
         println!(
             "Created a SoftHSM token in {} (PINs in owner-only files there).",
             dir.display()
@@ -171,6 +177,7 @@ pub async fn build(config: &Config) -> Result<Arc<AppState>, StartError> {
         let mut vault_config =
             VaultConfig::new(module, setup_config.pkcs11.token_label.clone(), pin);
         vault_config.workers = setup_config.pkcs11.workers.max(1);
+        vault_config.wrap_scheme = setup_config.wrap_scheme()?;
         Ok(Vault::open(vault_config)?)
     })
     .await

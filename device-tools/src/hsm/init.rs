@@ -45,7 +45,7 @@ pub fn run(token: &TokenArgs, so_pin_file: Option<&Path>, json: bool) -> Result<
         }
         pin
     };
-    let admin = TokenAdmin::open(&config, &token.label, &pin)?;
+    let admin = TokenAdmin::open(&config, &token.label, &pin, token.wrap_scheme)?;
     let before = admin.key_versions()?;
     let created = if before.is_empty() {
         Some(admin.add_key_version()?)

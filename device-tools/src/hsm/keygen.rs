@@ -17,7 +17,7 @@ struct KeygenReport {
 
 pub fn run(token: &TokenArgs, json: bool) -> Result<ExitCode, Failure> {
     let pin = user_pin(token)?;
-    let admin = TokenAdmin::open(&module_config(token), &token.label, &pin)?;
+    let admin = TokenAdmin::open(&module_config(token), &token.label, &pin, token.wrap_scheme)?;
     let version = admin.add_key_version()?;
     let versions = admin.key_versions()?;
     if json {

@@ -17,7 +17,7 @@ struct StatusReport<'a> {
 
 pub fn run(token: &TokenArgs, json: bool) -> Result<ExitCode, Failure> {
     let pin = user_pin(token)?;
-    let admin = TokenAdmin::open(&module_config(token), &token.label, &pin)?;
+    let admin = TokenAdmin::open(&module_config(token), &token.label, &pin, token.wrap_scheme)?;
     let health = admin.health()?;
     let healthy = health.is_healthy();
     if json {
@@ -48,7 +48,25 @@ fn print_human(health: &Health, healthy: bool) {
         "           {} {}, serial {}",
         token.manufacturer, token.model, token.serial
     );
-    println!("Wrap with  {}", health.wrap_scheme);
+    println!(
+        "Wrap with  {}",
+        health
+            .wrap_scheme
+            .unwrap_or("(nothing: new seals are impossible)")
+    );
+    println!("           {}", health.wrap_scheme_reason);
+    println!(
+        "Offered    {}",
+        if health.wrap_schemes_offered.is_empty() {
+            "no wrap scheme".to_owned()
+        } else {
+            health.wrap_schemes_offered.join(", ")
+        }
+    );
+    let [sha1, sha256, sha512] = health.hmac_min_key_bytes;
+    println!(
+        "HMAC keys  at least {sha1}/{sha256}/{sha512} bytes (SHA-1/256/512); shorter seeds are zero-padded"
+    );
     println!();
     println!("Mechanisms required");
     for mechanism in &health.mechanisms {
@@ -67,7 +85,12 @@ fn print_human(health: &Health, healthy: bool) {
         }
     }
     for version in &health.key_versions {
-        println!("  v{:<4} {}", version.version, describe(&version.wrap_key));
+        println!(
+            "  v{:<4} {} ({})",
+            version.version,
+            describe(&version.wrap_key),
+            version.wrap_kind
+        );
         println!("  {:<5} {}", "", describe(&version.bind_key));
     }
     for version in &health.incomplete_key_versions {
@@ -84,6 +107,8 @@ fn print_human(health: &Health, healthy: bool) {
         }
         if health.active_key_version.is_none() {
             problems.push("no key version".to_owned());
+        } else if health.wrap_scheme.is_none() {
+            problems.push(health.wrap_scheme_reason.clone());
         }
         if health
             .key_versions

@@ -33,7 +33,7 @@ pub fn token() -> &'static TestToken {
         let config = ModuleConfig::softhsm_dir(&dir);
         hsm_adapter::init_token(&config, LABEL, &secret(SO_PIN), &secret(PIN)).expect("init token");
         {
-            let admin = TokenAdmin::open(&config, LABEL, &secret(PIN)).expect("admin");
+            let admin = TokenAdmin::open(&config, LABEL, &secret(PIN), None).expect("admin");
             admin.add_key_version().expect("key version 1");
         }
         let vault =

@@ -52,10 +52,15 @@ async fn a_configured_module_label_and_pin_file_are_used() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("device-tools hsm init"), "{stderr}");
 
-    TokenAdmin::open(&ModuleConfig::softhsm_dir(&token_dir), "corp-hsm", &pin)
-        .unwrap()
-        .add_key_version()
-        .unwrap();
+    TokenAdmin::open(
+        &ModuleConfig::softhsm_dir(&token_dir),
+        "corp-hsm",
+        &pin,
+        None,
+    )
+    .unwrap()
+    .add_key_version()
+    .unwrap();
     let server = start_with(ServerOptions {
         data_dir: Some(data_dir.clone()),
         extra_args: args,

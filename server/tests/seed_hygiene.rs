@@ -1,0 +1,244 @@
+//! With an out-of-process token (SoftHSM served by `p11-kit server`, reached
+//! through `p11-kit-client.so`), once an enrollment is confirmed the
+//! `gatehouse` process holds no copy of the seed: the test reads the
+//! server's whole memory through `/proc/PID/mem` and looks for the seed's
+//! bytes and its base32 text. As a control, the same scan must find the
+//! seed while the registration is still pending (the QR code needs it).
+//!
+//! Its own test binary: it loads SoftHSM in this process to make the token.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests report failure by panicking
+
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use data_encoding::BASE32_NOPAD;
+use gatehouse_tests::p11kit::{P11KitServer, client_module};
+use gatehouse_tests::{GatehouseServer, ServerOptions, SoftHsmDir};
+use hsm_adapter::{ModuleConfig, SecretString, TokenAdmin, WrapScheme};
+
+const LABEL: &str = "remote-token";
+
+fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gatehouse"))
+}
+
+/// Where each needle occurs in the readable memory of process `pid`:
+/// `(needle index, mapping)` pairs.
+fn find_in_memory(pid: u32, needles: &[Vec<u8>]) -> Vec<(usize, String)> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let memory = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let finders: Vec<_> = needles
+        .iter()
+        .map(memchr::memmem::Finder::new)
+        .collect();
+    let mut found = Vec::new();
+    let mut scanned = 0usize;
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let name = line.split_whitespace().nth(5).unwrap_or("[anonymous]");
+        if !perms.starts_with('r') || name == "[vvar]" || name == "[vsyscall]" {
+            continue;
+        }
+        let (start, end) = range.split_once('-').unwrap();
+        let start = u64::from_str_radix(start, 16).unwrap();
+        let end = u64::from_str_radix(end, 16).unwrap();
+        let mut buffer = vec![0u8; (end - start) as usize];
+        let Ok(read) = memory.read_at(&mut buffer, start) else {
+            continue;
+        };
+        scanned += read;
+        for (index, finder) in finders.iter().enumerate() {
+            if finder.find(&buffer[..read]).is_some() {
+                found.push((index, format!("{range} {perms} {name}")));
+            }
+        }
+    }
+    assert!(
+        scanned > 1 << 20,
+        "only {scanned} bytes of memory could be read"
+    );
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_enrollment_the_server_holds_no_copy_of_the_seed() {
+    // A SoftHSM token with an RSA key version, made here, then served by
+    // p11-kit in another process.
+    let token = SoftHsmDir::new();
+    let config = ModuleConfig::softhsm_dir(&token.token_dir());
+    hsm_adapter::softhsm::prepare_dir(&token.token_dir()).unwrap();
+    let pin = SecretString::from(SoftHsmDir::USER_PIN.to_owned());
+    hsm_adapter::init_token(
+        &config,
+        LABEL,
+        &SecretString::from(SoftHsmDir::SO_PIN.to_owned()),
+        &pin,
+    )
+    .unwrap();
+    TokenAdmin::open(&config, LABEL, &pin, Some(WrapScheme::RsaOaep))
+        .unwrap()
+        .add_key_version()
+        .unwrap();
+    let module = config.resolve_module_path().unwrap();
+    let p11kit = P11KitServer::start(&module, &token.config_file(), LABEL);
+
+    let server = GatehouseServer::start(
+        &binary(),
+        ServerOptions {
+            env: vec![
+                (
+                    "GATEHOUSE_PKCS11_MODULE".into(),
+                    client_module().display().to_string(),
+                ),
+                (
+                    "GATEHOUSE_PIN_FILE".into(),
+                    token.pin_file().display().to_string(),
+                ),
+                ("GATEHOUSE_TOKEN_LABEL".into(), LABEL.into()),
+                ("P11_KIT_SERVER_ADDRESS".into(), p11kit.address()),
+            ],
+            ..ServerOptions::default()
+        },
+    );
+    let health: serde_json::Value = reqwest::get(format!("{}/healthz", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+
+    let mut add = server
+        .command(&binary())
+        .args(["user", "add", "alice", "--force-mfa", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "alice-password-1").unwrap();
+    assert!(add.wait().unwrap().success());
+
+    // Sign in, Initialize, read the security key as a person would.
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let page = |html: &str, name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = html.find(&marker).unwrap() + marker.len();
+        html[start..start + html[start..].find('"').unwrap()].to_owned()
+    };
+    let get = |path: &str| {
+        let client = client.clone();
+        let url = format!("{}{path}", server.url);
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let post = |path: &str, fields: Vec<(&'static str, String)>| {
+        let client = client.clone();
+        let url = format!("{}{path}", server.url);
+        async move {
+            client
+                .post(url)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let signin = get("/signin").await;
+    let reminder = post(
+        "/signin",
+        vec![
+            ("csrf", page(&signin, "csrf")),
+            ("name", "alice".into()),
+            ("password", "alice-password-1".into()),
+            ("code", String::new()),
+        ],
+    )
+    .await;
+    assert!(reminder.contains("MFA) is enforced"), "{reminder}");
+    let settings = get("/mfa/settings").await;
+    let dialog = post("/mfa/initialize", vec![("csrf", page(&settings, "csrf"))]).await;
+    let marker = "id=\"security-key\">";
+    let start = dialog.find(marker).unwrap() + marker.len();
+    let grouped = dialog[start..start + dialog[start..].find('<').unwrap()].to_owned();
+    let key: String = grouped.split_whitespace().collect();
+    let seed = BASE32_NOPAD.decode(key.as_bytes()).unwrap();
+    assert_eq!(seed.len(), 20);
+    let needles = vec![
+        seed.clone(),
+        key.clone().into_bytes(),
+        grouped.clone().into_bytes(),
+    ];
+    let code = totp_rs::Builder::new()
+        .with_secret(seed.clone())
+        .build_noncompliant()
+        .generate(server.now())
+        .to_string();
+    drop(dialog);
+
+    // The control: while the registration is pending, the scan finds it.
+    let pending = find_in_memory(server.pid(), &needles);
+    assert!(
+        pending.iter().any(|(index, _)| *index == 0),
+        "the scan must find the pending seed (or it proves nothing): {pending:?}"
+    );
+
+    // Confirm with the app's code, then sign in once more with a code.
+    let confirmed = post(
+        "/mfa/confirm",
+        vec![("csrf", page(&settings, "csrf")), ("code", code)],
+    )
+    .await;
+    assert!(confirmed.contains("Signed in as alice"), "{confirmed}");
+    server.advance(30);
+    let later = totp_rs::Builder::new()
+        .with_secret(seed.clone())
+        .build_noncompliant()
+        .generate(server.now())
+        .to_string();
+    let fresh = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let form = fresh
+        .get(format!("{}/signin", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let signed_in = fresh
+        .post(format!("{}/signin", server.url))
+        .form(&[
+            ("csrf", page(&form, "csrf")),
+            ("name", "alice".into()),
+            ("password", "alice-password-1".into()),
+            ("code", later),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(signed_in.contains("Signed in as alice"), "{signed_in}");
+
+    // Now: no copy in the server's memory, live or freed.
+    let after = find_in_memory(server.pid(), &needles);
+    assert!(
+        after.is_empty(),
+        "the seed is still in the gatehouse process after enrollment: {after:?}"
+    );
+    drop(server);
+    drop(p11kit);
+}
