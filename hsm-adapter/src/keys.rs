@@ -133,41 +133,40 @@ pub(crate) struct KeyRing {
 impl KeyRing {
     /// Read every gatehouse key's handle from the token.
     pub fn scan(session: &Session) -> Result<KeyRing> {
-        let handles = session
-            .find_objects(&[Attribute::Token(true)])
-            .map_err(VaultError::pkcs11)?;
         let mut aes = BTreeMap::new();
         let mut privates = BTreeMap::new();
         let mut publics = BTreeMap::new();
         let mut binds = BTreeMap::new();
-        for handle in handles {
-            let attributes = session
-                .get_attributes(handle, &[AttributeType::Class, AttributeType::Label])
+        // One search per class, reading only labels: some tokens
+        // (opencryptoki) refuse to report CKA_CLASS of a sensitive key.
+        for class in [
+            ObjectClass::SECRET_KEY,
+            ObjectClass::PRIVATE_KEY,
+            ObjectClass::PUBLIC_KEY,
+        ] {
+            let handles = session
+                .find_objects(&[Attribute::Class(class), Attribute::Token(true)])
                 .map_err(VaultError::pkcs11)?;
-            let mut class = None;
-            let mut label = None;
-            for attribute in attributes {
-                match attribute {
-                    Attribute::Class(found) => class = Some(found),
-                    Attribute::Label(found) => label = Some(found),
-                    _ => {}
-                }
+            for handle in handles {
+                let attributes = session
+                    .get_attributes(handle, &[AttributeType::Label])
+                    .map_err(VaultError::pkcs11)?;
+                let Some(Attribute::Label(label)) = attributes.first() else {
+                    continue;
+                };
+                let Some((role, version)) = KeyRole::parse_label(&String::from_utf8_lossy(label))
+                else {
+                    continue;
+                };
+                let table = match (role, class) {
+                    (KeyRole::Wrap, ObjectClass::SECRET_KEY) => &mut aes,
+                    (KeyRole::Wrap, ObjectClass::PRIVATE_KEY) => &mut privates,
+                    (KeyRole::Wrap, ObjectClass::PUBLIC_KEY) => &mut publics,
+                    (KeyRole::Bind, ObjectClass::SECRET_KEY) => &mut binds,
+                    _ => continue,
+                };
+                table.insert(version, handle);
             }
-            let (Some(class), Some(label)) = (class, label) else {
-                continue;
-            };
-            let Some((role, version)) = KeyRole::parse_label(&String::from_utf8_lossy(&label))
-            else {
-                continue;
-            };
-            let table = match (role, class) {
-                (KeyRole::Wrap, ObjectClass::SECRET_KEY) => &mut aes,
-                (KeyRole::Wrap, ObjectClass::PRIVATE_KEY) => &mut privates,
-                (KeyRole::Wrap, ObjectClass::PUBLIC_KEY) => &mut publics,
-                (KeyRole::Bind, ObjectClass::SECRET_KEY) => &mut binds,
-                _ => continue,
-            };
-            table.insert(version, handle);
         }
         let mut wraps = BTreeMap::new();
         for (version, handle) in aes {

@@ -292,23 +292,29 @@ fn unwrap_seed<'s>(
         ));
     }
     let (iv, blob) = split_blob(sealed.wrap, &sealed.blob)?;
+    let mechanism = wrap_mechanism(sealed.wrap, iv);
+    let unwrapping = pair.wrap.unwrapping();
     let template = [
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::GENERIC_SECRET),
         Attribute::Token(false),
         Attribute::Private(true),
+        Attribute::Sign(true),
         Attribute::Sensitive(true),
         Attribute::Extractable(extractable),
-        Attribute::Sign(true),
     ];
-    let handle = session
-        .unwrap_key(
-            &wrap_mechanism(sealed.wrap, iv),
-            pair.wrap.unwrapping(),
-            blob,
-            &template,
-        )
-        .map_err(VaultError::pkcs11)?;
+    let handle = match session.unwrap_key(&mechanism, unwrapping, blob, &template) {
+        Ok(handle) => handle,
+        // Some tokens (opencryptoki) refuse protection attributes in an
+        // unwrap template; they are then set, and checked, right after.
+        Err(CryptokiError::Pkcs11(
+            RvError::AttributeReadOnly | RvError::TemplateInconsistent,
+            _,
+        )) => session
+            .unwrap_key(&mechanism, unwrapping, blob, &template[..5])
+            .map_err(VaultError::pkcs11)?,
+        Err(error) => return Err(VaultError::pkcs11(error)),
+    };
     let key = SessionKey { session, handle };
     let wanted = keys::Protection {
         sensitive: true,
@@ -318,14 +324,20 @@ fn unwrap_seed<'s>(
     if protection == wanted {
         return Ok(key);
     }
-    // The token ignored the template. Ask again explicitly, then re-check.
-    let fix = [
-        Attribute::Sensitive(true),
-        Attribute::Extractable(extractable),
-    ];
-    if session.update_attributes(handle, &fix).is_ok()
-        && keys::read_protection(session, handle)? == wanted
-    {
+    // The token ignored the template. Ask again explicitly, one attribute at
+    // a time and only where it differs (a token may refuse to set an
+    // attribute to the value it already has), then re-check.
+    let mut fix = Vec::new();
+    if !protection.sensitive {
+        fix.push(Attribute::Sensitive(true));
+    }
+    if protection.extractable != extractable {
+        fix.push(Attribute::Extractable(extractable));
+    }
+    let fixed = fix
+        .into_iter()
+        .all(|attribute| session.update_attributes(handle, &[attribute]).is_ok());
+    if fixed && keys::read_protection(session, handle)? == wanted {
         return Ok(key);
     }
     Err(VaultError::KeyPolicyViolated(format!(

@@ -29,10 +29,7 @@ fn binary() -> PathBuf {
 fn find_in_memory(pid: u32, needles: &[Vec<u8>]) -> Vec<(usize, String)> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     let memory = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    let finders: Vec<_> = needles
-        .iter()
-        .map(memchr::memmem::Finder::new)
-        .collect();
+    let finders: Vec<_> = needles.iter().map(memchr::memmem::Finder::new).collect();
     let mut found = Vec::new();
     let mut scanned = 0usize;
     for line in maps.lines() {

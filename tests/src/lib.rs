@@ -9,6 +9,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod oath_card;
+pub mod opencryptoki;
 pub mod p11kit;
 pub mod pcscd;
 pub mod vpcd;
