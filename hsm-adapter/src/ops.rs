@@ -22,6 +22,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::connection::Connection;
 use crate::error::{Result, VaultError};
+use crate::hot::KeyCache;
 use crate::keys::{self, KeyPair, WrapKey, WrapKind};
 use crate::sealed::{Owner, SealedSeed, TotpAlgorithm, WrapScheme};
 use crate::totp::{self, TotpPolicy};
@@ -123,6 +124,15 @@ pub(crate) fn hmac_mechanism(algorithm: TotpAlgorithm) -> Mechanism<'static> {
 struct SessionKey<'s> {
     session: &'s Session,
     handle: ObjectHandle,
+}
+
+impl SessionKey<'_> {
+    /// Hand the object over (to the hot-key cache) instead of destroying it.
+    fn keep(self) -> ObjectHandle {
+        let handle = self.handle;
+        std::mem::forget(self);
+        handle
+    }
 }
 
 impl Drop for SessionKey<'_> {
@@ -347,9 +357,11 @@ fn unwrap_seed<'s>(
 
 /// Verify `code` against a sealed seed at time `now` (Unix seconds).
 /// Returns the time step the code belongs to, or `None` for a wrong code.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn verify(
     session: &Session,
     connection: &Connection,
+    cache: &mut KeyCache,
     owner: &Owner,
     sealed: &SealedSeed,
     code: &str,
@@ -359,14 +371,60 @@ pub(crate) fn verify(
     policy.validate()?;
     policy.check_code_shape(code)?;
     let pair = connection.key_pair(session, sealed.key_version)?;
+    // The binding is checked on every use, cached key or not.
     check_binding(session, &pair, owner, sealed)?;
+    let steps = policy.candidate_steps(now).count() as u64;
+    let record = (sealed.key_version, sealed.blob.clone());
+    if let Some(handle) = cache.get(session, &record) {
+        match codes_match(session, handle, sealed.algorithm, code, policy, now) {
+            Ok(matched) => {
+                // C_Verify, one C_Sign per step.
+                count_calls(1 + steps);
+                VERIFICATIONS.fetch_add(1, Ordering::Relaxed);
+                return Ok(matched);
+            }
+            // A kept handle that no longer works: forget it, unwrap anew.
+            Err(_) => cache.remove(session, &record),
+        }
+    }
     let seed_key = unwrap_seed(session, &pair, sealed, false)?;
-    let mechanism = hmac_mechanism(sealed.algorithm);
+    let matched = codes_match(
+        session,
+        seed_key.handle,
+        sealed.algorithm,
+        code,
+        policy,
+        now,
+    )?;
+    if cache.enabled() {
+        cache.insert(session, record, seed_key.keep());
+        // C_Verify, C_UnwrapKey, C_GetAttributeValue, one C_Sign per step.
+        count_calls(3 + steps);
+    } else {
+        drop(seed_key);
+        // ... and C_DestroyObject.
+        count_calls(4 + steps);
+    }
+    VERIFICATIONS.fetch_add(1, Ordering::Relaxed);
+    Ok(matched)
+}
+
+/// HMAC each candidate step with `key` inside the token and compare with
+/// `code` in constant time; the matched step, if any.
+fn codes_match(
+    session: &Session,
+    key: ObjectHandle,
+    algorithm: TotpAlgorithm,
+    code: &str,
+    policy: &TotpPolicy,
+    now: u64,
+) -> Result<Option<u64>> {
+    let mechanism = hmac_mechanism(algorithm);
     let digits = usize::from(policy.digits);
     let mut matched = None;
     for step in policy.candidate_steps(now) {
         let mac = session
-            .sign(&mechanism, seed_key.handle, &step.to_be_bytes())
+            .sign(&mechanism, key, &step.to_be_bytes())
             .map_err(VaultError::pkcs11)?;
         let candidate = totp::truncate(&mac, policy.digits)?;
         let equal: bool = candidate[..digits].ct_eq(code.as_bytes()).into();
@@ -374,11 +432,6 @@ pub(crate) fn verify(
             matched = Some(step);
         }
     }
-    drop(seed_key);
-    // C_Verify, C_UnwrapKey, C_GetAttributeValue, one C_Sign per step,
-    // C_DestroyObject.
-    count_calls(4 + policy.candidate_steps(now).count() as u64);
-    VERIFICATIONS.fetch_add(1, Ordering::Relaxed);
     Ok(matched)
 }
 

@@ -28,6 +28,7 @@ use zeroize::Zeroizing;
 use crate::connection::Connection;
 use crate::error::{Result, VaultError};
 use crate::health::{self, Health};
+use crate::hot::{HotKeys, KeyCache};
 use crate::module::ModuleConfig;
 use crate::ops;
 use crate::sealed::{Owner, SealedSeed, TotpAlgorithm, WrapScheme};
@@ -46,6 +47,9 @@ pub struct VaultConfig {
     /// The wrap scheme for new seals; `None` negotiates the best one the
     /// token offers for the active key version.
     pub wrap_scheme: Option<WrapScheme>,
+    /// Unwrapped keys each worker keeps in its token session for repeated
+    /// verifications of one authenticator.
+    pub hot_keys: HotKeys,
 }
 
 impl VaultConfig {
@@ -61,6 +65,7 @@ impl VaultConfig {
             queue_capacity: 4096,
             reconnect: ReconnectPolicy::default(),
             wrap_scheme: None,
+            hot_keys: HotKeys::default(),
         }
     }
 }
@@ -103,7 +108,7 @@ pub enum VaultState {
     },
 }
 
-type JobFn = Box<dyn FnOnce(Result<(&Session, &Connection)>) -> Signal + Send>;
+type JobFn = Box<dyn FnOnce(Result<(&Session, &Connection, &mut KeyCache)>) -> Signal + Send>;
 
 /// What a finished job tells its worker about the token's health.
 enum Signal {
@@ -215,10 +220,11 @@ impl Vault {
     /// step, so the caller can refuse it when it comes again; `Ok(None)` is a
     /// wrong code; a record that is not the owner's is an error.
     pub fn verify(&self, request: VerifyRequest) -> Pending<Option<u64>> {
-        self.submit(move |session, connection| {
+        self.submit_cached(move |session, connection, cache| {
             ops::verify(
                 session,
                 connection,
+                cache,
                 &request.owner,
                 &request.sealed,
                 &request.code,
@@ -280,13 +286,23 @@ impl Vault {
         T: Send + 'static,
         F: FnOnce(&Session, &Connection) -> Result<T> + Send + 'static,
     {
+        self.submit_cached(move |session, connection, _| operation(session, connection))
+    }
+
+    /// Like `submit`, with the worker's hot-key cache.
+    fn submit_cached<T, F>(&self, operation: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Session, &Connection, &mut KeyCache) -> Result<T> + Send + 'static,
+    {
         let (reply, receiver) = oneshot::channel();
         if let Some(error) = self.shared.unavailable() {
             let _ = reply.send(Err(error));
             return Pending { receiver };
         }
         let job: JobFn = Box::new(move |context| {
-            let result = context.and_then(|(session, connection)| operation(session, connection));
+            let result = context
+                .and_then(|(session, connection, cache)| operation(session, connection, cache));
             let signal = match &result {
                 Err(error) if error.is_device_fault() => Signal::Fault(error.to_string()),
                 Err(error @ VaultError::Pkcs11(_)) => Signal::Suspect(error.to_string()),
@@ -357,6 +373,8 @@ impl Shared {
 struct WorkerSession {
     generation: u64,
     session: Session,
+    /// Keys unwrapped in this session, kept for a while; they die with it.
+    cache: KeyCache,
 }
 
 fn worker_loop(shared: &Shared, jobs: &Receiver<JobFn>) {
@@ -383,6 +401,7 @@ fn worker_loop(shared: &Shared, jobs: &Receiver<JobFn>) {
                     own = Some(WorkerSession {
                         generation: connection.generation,
                         session,
+                        cache: KeyCache::new(shared.config.hot_keys),
                     })
                 }
                 Err(error) => {
@@ -393,10 +412,14 @@ fn worker_loop(shared: &Shared, jobs: &Receiver<JobFn>) {
                 }
             }
         }
-        let Some(worker_session) = own.as_ref() else {
+        let Some(worker_session) = own.as_mut() else {
             continue;
         };
-        match job(Ok((&worker_session.session, connection))) {
+        match job(Ok((
+            &worker_session.session,
+            connection,
+            &mut worker_session.cache,
+        ))) {
             Signal::Fine => {}
             Signal::Fault(reason) => shared.report_fault(connection.generation, reason),
             Signal::Suspect(reason) => {

@@ -11,8 +11,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests report failure by panicking
 
 use hsm_adapter::{
-    ModuleConfig, Owner, SealedSeed, SecretString, TokenAdmin, TotpAlgorithm, TotpPolicy, Vault,
-    VaultConfig, VaultError, VerifyRequest, WrapScheme,
+    HotKeys, ModuleConfig, Owner, SealedSeed, SecretString, TokenAdmin, TotpAlgorithm, TotpPolicy,
+    Vault, VaultConfig, VaultError, VerifyRequest, WrapScheme,
 };
 
 const LABEL: &str = "gatehouse-schemes";
@@ -248,6 +248,47 @@ fn every_scheme_seals_and_verifies_side_by_side_and_rewraps_to_the_current_one()
         assert_eq!(
             verify(&vault, &record.owner, &record.sealed, &record.code).unwrap(),
             Some(NOW / 30)
+        );
+    }
+    drop(vault);
+
+    // Hot keys: a second verification of one record reuses the key the
+    // first unwrapped (no C_UnwrapKey, no RSA operation), but still checks
+    // the binding first.
+    let mut config = VaultConfig::new(config.clone(), LABEL, secret(PIN));
+    config.workers = 1;
+    let vault = Vault::open(config).unwrap();
+    let record = &records[0];
+    let calls = |vault: &Vault| vault.stats().token_calls;
+    let start = calls(&vault);
+    verify(&vault, &record.owner, &record.sealed, &record.code).unwrap();
+    let first = calls(&vault) - start;
+    let start = calls(&vault);
+    assert_eq!(
+        verify(&vault, &record.owner, &record.sealed, "000001").unwrap(),
+        None
+    );
+    let second = calls(&vault) - start;
+    assert_eq!(
+        first, 6,
+        "C_Verify, C_UnwrapKey, C_GetAttributeValue, 3 C_Sign"
+    );
+    assert_eq!(second, 4, "C_Verify and 3 C_Sign: the key was kept");
+    assert!(matches!(
+        verify(&vault, &stranger, &record.sealed, &record.code),
+        Err(VaultError::BindingMismatch)
+    ));
+    drop(vault);
+    let mut config = VaultConfig::new(ModuleConfig::softhsm_dir(dir.path()), LABEL, secret(PIN));
+    config.hot_keys = HotKeys::off();
+    let vault = Vault::open(config).unwrap();
+    for _ in 0..2 {
+        let start = calls(&vault);
+        verify(&vault, &record.owner, &record.sealed, &record.code).unwrap();
+        assert_eq!(
+            calls(&vault) - start,
+            7,
+            "unwrapped and destroyed every time"
         );
     }
 }
