@@ -69,6 +69,11 @@ pub struct Pkcs11Config {
     /// Wrap scheme for new seals: `aes-kwp`, `aes-kw`, `aes-cbc-pad`,
     /// `rsa-oaep`, or `auto` (the best the token offers; the default).
     pub wrap_scheme: String,
+    /// Unwrapped keys each worker keeps in its token session, so that
+    /// verifying one authenticator again skips the unwrap; 0 turns it off.
+    pub hot_keys: usize,
+    /// How long such a key is kept.
+    pub hot_key_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +141,8 @@ impl Default for Pkcs11Config {
             pin_file: None,
             workers: 2,
             wrap_scheme: "auto".to_owned(),
+            hot_keys: 256,
+            hot_key_seconds: 120,
         }
     }
 }
@@ -244,6 +251,8 @@ impl Config {
         env!("GATEHOUSE_PIN_FILE", some self.pkcs11.pin_file);
         env!("GATEHOUSE_VAULT_WORKERS", self.pkcs11.workers);
         env!("GATEHOUSE_WRAP_SCHEME", self.pkcs11.wrap_scheme);
+        env!("GATEHOUSE_HOT_KEYS", self.pkcs11.hot_keys);
+        env!("GATEHOUSE_HOT_KEY_SECONDS", self.pkcs11.hot_key_seconds);
         env!("GATEHOUSE_TOTP_ALGORITHM", self.totp.algorithm);
         env!("GATEHOUSE_TOTP_DIGITS", self.totp.digits);
         env!("GATEHOUSE_TOTP_PERIOD", self.totp.period);

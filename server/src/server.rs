@@ -178,6 +178,10 @@ pub async fn build(config: &Config) -> Result<Arc<AppState>, StartError> {
             VaultConfig::new(module, setup_config.pkcs11.token_label.clone(), pin);
         vault_config.workers = setup_config.pkcs11.workers.max(1);
         vault_config.wrap_scheme = setup_config.wrap_scheme()?;
+        vault_config.hot_keys = hsm_adapter::HotKeys {
+            capacity: setup_config.pkcs11.hot_keys,
+            lifetime: std::time::Duration::from_secs(setup_config.pkcs11.hot_key_seconds),
+        };
         Ok(Vault::open(vault_config)?)
     })
     .await
