@@ -180,7 +180,6 @@ pub async fn metadata(State(state): State<Arc<AppState>>) -> Response {
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
         "introspection_endpoint_auth_methods_supported": ["bearer"],
-        "service_documentation": format!("{issuer}/signin"),
     }))
     .into_response()
 }
