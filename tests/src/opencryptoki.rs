@@ -15,6 +15,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PID_FILE: &str = "/var/run/pkcsslotd.pid";
+/// Held by a process for as long as it uses the token: test binaries using
+/// it take turns, and a `pkcsslotd` is stopped only when no one holds it.
+const LOCK_FILE: &str = "/run/lock/gatehouse-opencryptoki.lock";
 const SLOT: &str = "3";
 const FACTORY_SO_PIN: &str = "87654321";
 
@@ -24,6 +27,7 @@ pub struct OpenCryptoki {
     pub module: PathBuf,
     pub label: String,
     dir: tempfile::TempDir,
+    _turn: std::fs::File,
 }
 
 impl OpenCryptoki {
@@ -37,6 +41,13 @@ impl OpenCryptoki {
     /// (initialising it if it is new).
     pub fn start() -> OpenCryptoki {
         let slotd = crate::require_tool("pkcsslotd", "opencryptoki");
+        let turn = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(LOCK_FILE)
+            .expect("open the opencryptoki lock file");
+        turn.lock().expect("wait for the opencryptoki token");
         let module = [
             "/usr/lib/x86_64-linux-gnu/pkcs11/libopencryptoki.so",
             "/usr/lib/aarch64-linux-gnu/pkcs11/libopencryptoki.so",
@@ -70,6 +81,7 @@ impl OpenCryptoki {
             module,
             label: Self::LABEL.to_owned(),
             dir: tempfile::tempdir().expect("temporary directory"),
+            _turn: turn,
         };
         harness.initialise();
         std::fs::write(harness.pin_file(), Self::USER_PIN).expect("PIN file");
@@ -115,6 +127,33 @@ impl OpenCryptoki {
     pub fn module(&self) -> &Path {
         &self.module
     }
+
+    /// For a test binary that shares one token among its tests for the
+    /// whole process: the harness lives until the process ends, and a
+    /// `pkcsslotd` it started is stopped then by a watcher that waits for
+    /// the process's turn on the token to end (the lock goes with the
+    /// process, even when it panics).
+    pub fn start_for_process() -> &'static OpenCryptoki {
+        let mut harness = OpenCryptoki::start();
+        if let Some(pid) = harness.started.take() {
+            use std::os::unix::process::CommandExt;
+            // Stop it, and hold the lock until it is gone.
+            let script = format!(
+                "kill -TERM {pid}; while [ -e /proc/{pid} ] && ! grep -q '^State:.*Z' /proc/{pid}/status 2>/dev/null; do sleep 0.05; done"
+            );
+            let watcher = Command::new("flock")
+                .args([LOCK_FILE, "sh", "-c", &script])
+                .process_group(0)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            if watcher.is_err() {
+                harness.started = Some(pid);
+            }
+        }
+        Box::leak(Box::new(harness))
+    }
 }
 
 /// `pkcsconf -t`: the token's info as text.
@@ -125,6 +164,12 @@ fn token_info() -> String {
         .stdin(Stdio::null())
         .output()
         .expect("run pkcsconf");
+    assert!(
+        output.status.success(),
+        "pkcsconf -t failed (is pkcsslotd running?): {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -152,7 +197,18 @@ fn running_slotd() -> Option<u32> {
         .parse()
         .ok()?;
     let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    (name.trim() == "pkcsslotd").then_some(pid)
+    (name.trim() == "pkcsslotd" && alive(pid)).then_some(pid)
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie awaiting reaping).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after_name = stat.rsplit_once(')')?.1;
+            after_name.split_whitespace().next().map(str::to_owned)
+        })
+        .is_some_and(|state| state != "Z" && state != "X")
 }
 
 impl Drop for OpenCryptoki {
@@ -164,7 +220,7 @@ impl Drop for OpenCryptoki {
             .args(["-TERM", &pid.to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && Path::new(&format!("/proc/{pid}")).exists() {
+        while Instant::now() < deadline && alive(pid) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -1,6 +1,7 @@
 //! Integration tests of the seed vault against a real SoftHSM token.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests report failure by panicking
 
+mod common;
 mod concurrency;
 mod pkcs11_tool;
 mod rewrap;
