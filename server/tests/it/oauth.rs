@@ -911,3 +911,82 @@ async fn consent_needs_the_forms_csrf_token_and_hostile_token_requests_are_refus
         .await;
     assert_eq!(tokens.0, StatusCode::OK, "{tokens:?}");
 }
+
+#[tokio::test]
+async fn an_admin_registers_and_removes_clients_on_the_admin_page() {
+    let server = start();
+    let browser = Browser::new(&server);
+    let key = crate::browser::enroll_admin(&server, &browser, "admin-password-1").await;
+    let admin = browser.get("/admin").await;
+    admin
+        .expect("External Clients")
+        .expect("id=\"client-device-tools\"");
+    let bad = browser
+        .submit(
+            &admin,
+            "/admin/clients",
+            &[
+                ("client_id", "My IDE"),
+                ("display_name", ""),
+                ("redirect_uri", ""),
+            ],
+        )
+        .await;
+    bad.expect("A client id is 1 to 64 lower-case letters");
+    let added = browser
+        .submit(
+            &admin,
+            "/admin/clients",
+            &[
+                ("client_id", "my-ide"),
+                ("display_name", "My <IDE>"),
+                ("loopback", "on"),
+                ("redirect_uri", ""),
+            ],
+        )
+        .await;
+    added
+        .expect("Client my-ide registered.")
+        .expect("id=\"client-my-ide\"")
+        .expect("My &#60;IDE&#62;")
+        .expect("loopback (127.0.0.1, [::1], any port)");
+    let listed = run(server.command(&binary()).args(["client", "list"])).expect_code(0);
+    assert!(listed.stdout.contains("my-ide"), "{}", listed.stdout);
+
+    // The new client works: a sign-in through it, then its removal revokes it.
+    let tool = Tool::new(&server, "my-ide");
+    let (verifier, challenge) = pkce();
+    server.advance(30);
+    let other = Browser::new(&server);
+    let start_page = other
+        .get(&authorize_url("my-ide", REDIRECT, &challenge, "user"))
+        .await;
+    let consent = sign_in_for_client(
+        &server,
+        &other,
+        &start_page,
+        "admin",
+        "admin-password-1",
+        &key,
+    )
+    .await;
+    consent.expect("My &#60;IDE&#62;");
+    let path = consent.path.clone();
+    let (_, location) = other
+        .submit_for_redirect(&consent, &path, &[("decision", "allow")])
+        .await;
+    let tokens = tool
+        .exchange(&query_value(&location.unwrap(), "code").unwrap(), &verifier)
+        .await;
+    let access = tokens.1["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(tool.whoami(&access).await.0, StatusCode::OK);
+    let page = browser.get("/admin").await;
+    page.expect("<td>1</td>");
+    let removed = browser
+        .submit(&page, "/admin/clients/my-ide/remove", &[])
+        .await;
+    removed
+        .expect("Client my-ide removed; its tokens are revoked.")
+        .expect_not("id=\"client-my-ide\"");
+    assert_eq!(tool.whoami(&access).await.0, StatusCode::UNAUTHORIZED);
+}
