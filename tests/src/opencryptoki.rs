@@ -41,6 +41,7 @@ impl OpenCryptoki {
     /// (initialising it if it is new).
     pub fn start() -> OpenCryptoki {
         let slotd = crate::require_tool("pkcsslotd", "opencryptoki");
+        let _ = std::fs::create_dir_all("/run/lock");
         let turn = std::fs::File::options()
             .create(true)
             .truncate(false)
