@@ -4,6 +4,8 @@
 //! server's whole memory through `/proc/PID/mem` and looks for the seed's
 //! bytes and its base32 text. As a control, the same scan must find the
 //! seed while the registration is still pending (the QR code needs it).
+//! Then the token server goes away and comes back, as a network HSM can:
+//! sign-in fails closed meanwhile and resumes by itself.
 //!
 //! Its own test binary: it loads SoftHSM in this process to make the token.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests report failure by panicking
@@ -63,7 +65,7 @@ fn find_in_memory(pid: u32, needles: &[Vec<u8>]) -> Vec<(usize, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_enrollment_the_server_holds_no_copy_of_the_seed() {
+async fn an_out_of_process_token_leaves_no_seed_in_the_server_and_fails_closed_when_gone() {
     // A SoftHSM token with an RSA key version, made here, then served by
     // p11-kit in another process.
     let token = SoftHsmDir::new();
@@ -82,7 +84,7 @@ async fn after_enrollment_the_server_holds_no_copy_of_the_seed() {
         .add_key_version()
         .unwrap();
     let module = config.resolve_module_path().unwrap();
-    let p11kit = P11KitServer::start(&module, &token.config_file(), LABEL);
+    let mut p11kit = P11KitServer::start(&module, &token.config_file(), LABEL);
 
     let server = GatehouseServer::start(
         &binary(),
@@ -236,6 +238,68 @@ async fn after_enrollment_the_server_holds_no_copy_of_the_seed() {
         after.is_empty(),
         "the seed is still in the gatehouse process after enrollment: {after:?}"
     );
+
+    // The token server goes away, as a network HSM can: sign-in fails
+    // closed with a clear message, and resumes when it is back.
+    p11kit.stop();
+    server.advance(30);
+    let next = totp_rs::Builder::new()
+        .with_secret(seed.clone())
+        .build_noncompliant()
+        .generate(server.now())
+        .to_string();
+    let (status, paused) = sign_in(&server, &next).await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{paused}");
+    assert!(paused.contains("sign-in is paused"), "{paused}");
+    let health = reqwest::get(format!("{}/healthz", server.url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    p11kit.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, page) = sign_in(&server, &next).await;
+        if page.contains("Signed in as alice") {
+            break;
+        }
+        assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{page}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sign-in did not resume after the token came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     drop(server);
     drop(p11kit);
+}
+
+/// A fresh visitor signs alice in with `code`: the status and the page.
+async fn sign_in(server: &GatehouseServer, code: &str) -> (reqwest::StatusCode, String) {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let form = client
+        .get(format!("{}/signin", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marker = "name=\"csrf\" value=\"";
+    let start = form.find(marker).unwrap() + marker.len();
+    let csrf = &form[start..start + form[start..].find('"').unwrap()];
+    let response = client
+        .post(format!("{}/signin", server.url))
+        .form(&[
+            ("csrf", csrf),
+            ("name", "alice"),
+            ("password", "alice-password-1"),
+            ("code", code),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
 }
