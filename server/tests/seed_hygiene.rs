@@ -10,21 +10,20 @@
 //! Its own test binary: it loads SoftHSM in this process to make the token.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests report failure by panicking
 
-use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
-use std::process::Stdio;
 
 use data_encoding::BASE32_NOPAD;
 use gatehouse_tests::p11kit::{P11KitServer, client_module};
 use gatehouse_tests::{GatehouseServer, ServerOptions, SoftHsmDir};
 use hsm_adapter::{ModuleConfig, SecretString, TokenAdmin, WrapScheme};
 
-const LABEL: &str = "remote-token";
+#[path = "it/browser.rs"]
+#[allow(dead_code)] // this binary uses some of the shared helpers
+mod browser;
 
-fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_gatehouse"))
-}
+use browser::{Browser, Page, add_user, binary, code};
+
+const LABEL: &str = "remote-token";
 
 /// Where each needle occurs in the readable memory of process `pid`:
 /// `(needle index, mapping)` pairs.
@@ -112,64 +111,20 @@ async fn an_out_of_process_token_leaves_no_seed_in_the_server_and_fails_closed_w
         .unwrap();
     assert_eq!(health["status"], "ok", "{health}");
 
-    let mut add = server
-        .command(&binary())
-        .args(["user", "add", "alice", "--force-mfa", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    writeln!(add.stdin.take().unwrap(), "alice-password-1").unwrap();
-    assert!(add.wait().unwrap().success());
+    add_user(&server, "alice", "alice-password-1", true);
 
     // Sign in, Initialize, read the security key as a person would.
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let page = |html: &str, name: &str| {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = html.find(&marker).unwrap() + marker.len();
-        html[start..start + html[start..].find('"').unwrap()].to_owned()
-    };
-    let get = |path: &str| {
-        let client = client.clone();
-        let url = format!("{}{path}", server.url);
-        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
-    };
-    let post = |path: &str, fields: Vec<(&'static str, String)>| {
-        let client = client.clone();
-        let url = format!("{}{path}", server.url);
-        async move {
-            client
-                .post(url)
-                .form(&fields)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
-    };
-    let signin = get("/signin").await;
-    let reminder = post(
-        "/signin",
-        vec![
-            ("csrf", page(&signin, "csrf")),
-            ("name", "alice".into()),
-            ("password", "alice-password-1".into()),
-            ("code", String::new()),
-        ],
-    )
-    .await;
-    assert!(reminder.contains("MFA) is enforced"), "{reminder}");
-    let settings = get("/mfa/settings").await;
-    let dialog = post("/mfa/initialize", vec![("csrf", page(&settings, "csrf"))]).await;
+    let browser = Browser::new(&server);
+    browser
+        .sign_in("alice", "alice-password-1", "")
+        .await
+        .expect("MFA) is enforced");
+    let settings = browser.get("/mfa/settings").await;
+    let dialog = browser.submit(&settings, "/mfa/initialize", &[]).await;
+    let key = dialog.security_key();
     let marker = "id=\"security-key\">";
-    let start = dialog.find(marker).unwrap() + marker.len();
-    let grouped = dialog[start..start + dialog[start..].find('<').unwrap()].to_owned();
-    let key: String = grouped.split_whitespace().collect();
+    let start = dialog.html.find(marker).unwrap() + marker.len();
+    let grouped = dialog.html[start..start + dialog.html[start..].find('<').unwrap()].to_owned();
     let seed = BASE32_NOPAD.decode(key.as_bytes()).unwrap();
     assert_eq!(seed.len(), 20);
     let needles = vec![
@@ -177,11 +132,7 @@ async fn an_out_of_process_token_leaves_no_seed_in_the_server_and_fails_closed_w
         key.clone().into_bytes(),
         grouped.clone().into_bytes(),
     ];
-    let code = totp_rs::Builder::new()
-        .with_secret(seed.clone())
-        .build_noncompliant()
-        .generate(server.now())
-        .to_string();
+    let confirm_code = code(&key, server.now());
     drop(dialog);
 
     // The control: while the registration is pending, the scan finds it.
@@ -192,45 +143,15 @@ async fn an_out_of_process_token_leaves_no_seed_in_the_server_and_fails_closed_w
     );
 
     // Confirm with the app's code, then sign in once more with a code.
-    let confirmed = post(
-        "/mfa/confirm",
-        vec![("csrf", page(&settings, "csrf")), ("code", code)],
-    )
-    .await;
-    assert!(confirmed.contains("Signed in as alice"), "{confirmed}");
+    browser
+        .submit(&settings, "/mfa/confirm", &[("code", &confirm_code)])
+        .await
+        .expect("Signed in as alice");
     server.advance(30);
-    let later = totp_rs::Builder::new()
-        .with_secret(seed.clone())
-        .build_noncompliant()
-        .generate(server.now())
-        .to_string();
-    let fresh = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let form = fresh
-        .get(format!("{}/signin", server.url))
-        .send()
+    Browser::new(&server)
+        .sign_in("alice", "alice-password-1", &code(&key, server.now()))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let signed_in = fresh
-        .post(format!("{}/signin", server.url))
-        .form(&[
-            ("csrf", page(&form, "csrf")),
-            ("name", "alice".into()),
-            ("password", "alice-password-1".into()),
-            ("code", later),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(signed_in.contains("Signed in as alice"), "{signed_in}");
+        .expect("Signed in as alice");
 
     // Now: no copy in the server's memory, live or freed.
     let after = find_in_memory(server.pid(), &needles);
@@ -243,14 +164,10 @@ async fn an_out_of_process_token_leaves_no_seed_in_the_server_and_fails_closed_w
     // closed with a clear message, and resumes when it is back.
     p11kit.stop();
     server.advance(30);
-    let next = totp_rs::Builder::new()
-        .with_secret(seed.clone())
-        .build_noncompliant()
-        .generate(server.now())
-        .to_string();
-    let (status, paused) = sign_in(&server, &next).await;
-    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{paused}");
-    assert!(paused.contains("sign-in is paused"), "{paused}");
+    let next = code(&key, server.now());
+    let paused = sign_in(&server, &next).await;
+    assert_eq!(paused.status, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    paused.expect("sign-in is paused");
     let health = reqwest::get(format!("{}/healthz", server.url))
         .await
         .unwrap();
@@ -258,11 +175,15 @@ async fn an_out_of_process_token_leaves_no_seed_in_the_server_and_fails_closed_w
     p11kit.restart();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let (status, page) = sign_in(&server, &next).await;
-        if page.contains("Signed in as alice") {
+        let page = sign_in(&server, &next).await;
+        if page.html.contains("Signed in as alice") {
             break;
         }
-        assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{page}");
+        assert_eq!(
+            page.status,
+            reqwest::StatusCode::SERVICE_UNAVAILABLE,
+            "{page:?}"
+        );
         assert!(
             std::time::Instant::now() < deadline,
             "sign-in did not resume after the token came back"
@@ -273,33 +194,9 @@ async fn an_out_of_process_token_leaves_no_seed_in_the_server_and_fails_closed_w
     drop(p11kit);
 }
 
-/// A fresh visitor signs alice in with `code`: the status and the page.
-async fn sign_in(server: &GatehouseServer, code: &str) -> (reqwest::StatusCode, String) {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let form = client
-        .get(format!("{}/signin", server.url))
-        .send()
+/// A fresh visitor signs alice in with `code`.
+async fn sign_in(server: &GatehouseServer, code: &str) -> Page {
+    Browser::new(server)
+        .sign_in("alice", "alice-password-1", code)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let marker = "name=\"csrf\" value=\"";
-    let start = form.find(marker).unwrap() + marker.len();
-    let csrf = &form[start..start + form[start..].find('"').unwrap()];
-    let response = client
-        .post(format!("{}/signin", server.url))
-        .form(&[
-            ("csrf", csrf),
-            ("name", "alice"),
-            ("password", "alice-password-1"),
-            ("code", code),
-        ])
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.text().await.unwrap())
 }
