@@ -10,10 +10,13 @@
 //! kept between runs, so the test adds the key versions it needs.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests report failure by panicking
 
+#[path = "shared/mod.rs"]
+mod shared;
+
 use gatehouse_tests::opencryptoki::OpenCryptoki;
 use hsm_adapter::{
-    ModuleConfig, Owner, SealedSeed, SecretString, TokenAdmin, TotpAlgorithm, TotpPolicy, Vault,
-    VaultConfig, VaultError, VerifyRequest, WrapScheme,
+    ModuleConfig, Owner, SealedSeed, SecretString, TokenAdmin, TotpAlgorithm, Vault, VaultConfig,
+    VaultError, WrapScheme,
 };
 
 const LABEL: &str = OpenCryptoki::LABEL;
@@ -24,17 +27,7 @@ fn pin() -> SecretString {
 }
 
 fn reference_code(algorithm: TotpAlgorithm, seed: &[u8], time: u64) -> String {
-    let algorithm = match algorithm {
-        TotpAlgorithm::Sha1 => totp_rs::Algorithm::SHA1,
-        TotpAlgorithm::Sha256 => totp_rs::Algorithm::SHA256,
-        TotpAlgorithm::Sha512 => totp_rs::Algorithm::SHA512,
-    };
-    totp_rs::Builder::new()
-        .with_algorithm(algorithm)
-        .with_secret(seed.to_vec())
-        .build_noncompliant()
-        .generate(time)
-        .to_string()
+    shared::reference_code(algorithm, seed, 6, time)
 }
 
 fn verify(
@@ -43,15 +36,7 @@ fn verify(
     sealed: &SealedSeed,
     code: &str,
 ) -> Result<Option<u64>, VaultError> {
-    vault
-        .verify(VerifyRequest {
-            owner: owner.clone(),
-            sealed: sealed.clone(),
-            code: code.to_owned(),
-            policy: TotpPolicy::default(),
-            now: NOW,
-        })
-        .wait()
+    shared::verify_at(vault, owner, sealed, code, NOW)
 }
 
 struct Record {

@@ -10,9 +10,12 @@
 //! per process).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests report failure by panicking
 
+#[path = "shared/mod.rs"]
+mod shared;
+
 use hsm_adapter::{
-    HotKeys, ModuleConfig, Owner, SealedSeed, SecretString, TokenAdmin, TotpAlgorithm, TotpPolicy,
-    Vault, VaultConfig, VaultError, VerifyRequest, WrapScheme,
+    HotKeys, ModuleConfig, Owner, SealedSeed, SecretString, TokenAdmin, TotpAlgorithm, Vault,
+    VaultConfig, VaultError, WrapScheme,
 };
 
 const LABEL: &str = "gatehouse-schemes";
@@ -24,17 +27,7 @@ fn secret(text: &str) -> SecretString {
 }
 
 fn reference_code(algorithm: TotpAlgorithm, seed: &[u8], time: u64) -> String {
-    let algorithm = match algorithm {
-        TotpAlgorithm::Sha1 => totp_rs::Algorithm::SHA1,
-        TotpAlgorithm::Sha256 => totp_rs::Algorithm::SHA256,
-        TotpAlgorithm::Sha512 => totp_rs::Algorithm::SHA512,
-    };
-    totp_rs::Builder::new()
-        .with_algorithm(algorithm)
-        .with_secret(seed.to_vec())
-        .build_noncompliant()
-        .generate(time)
-        .to_string()
+    shared::reference_code(algorithm, seed, 6, time)
 }
 
 fn open(config: &ModuleConfig, scheme: Option<WrapScheme>) -> Vault {
@@ -49,15 +42,7 @@ fn verify(
     sealed: &SealedSeed,
     code: &str,
 ) -> Result<Option<u64>, VaultError> {
-    vault
-        .verify(VerifyRequest {
-            owner: owner.clone(),
-            sealed: sealed.clone(),
-            code: code.to_owned(),
-            policy: TotpPolicy::default(),
-            now: NOW,
-        })
-        .wait()
+    shared::verify_at(vault, owner, sealed, code, NOW)
 }
 
 /// The seeds of every algorithm, and 10-byte and 16-byte seeds as older

@@ -7,4 +7,6 @@ mod pkcs11_tool;
 mod rewrap;
 mod rfc6238;
 mod sealing;
+#[path = "../shared/mod.rs"]
+mod shared;
 mod token;

@@ -1,6 +1,6 @@
 //! What a sealed record reveals, and what it takes to make it verify.
 
-use hsm_adapter::{Owner, SealedSeed, TotpAlgorithm, TotpPolicy, VaultError, VerifyRequest};
+use hsm_adapter::{Owner, SealedSeed, TotpAlgorithm, VaultError};
 
 use crate::token::{reference_code, vault};
 
@@ -11,15 +11,7 @@ fn enrolled(owner: &str) -> (Owner, SealedSeed, String) {
 }
 
 fn verify(owner: &Owner, sealed: &SealedSeed, code: &str) -> Result<Option<u64>, VaultError> {
-    vault()
-        .verify(VerifyRequest {
-            owner: owner.clone(),
-            sealed: sealed.clone(),
-            code: code.to_owned(),
-            policy: TotpPolicy::default(),
-            now: NOW,
-        })
-        .wait()
+    crate::shared::verify_at(vault(), owner, sealed, code, NOW)
 }
 
 #[test]

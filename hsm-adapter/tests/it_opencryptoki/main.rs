@@ -16,4 +16,6 @@ mod rewrap;
 mod rfc6238;
 #[path = "../it/sealing.rs"]
 mod sealing;
+#[path = "../shared/mod.rs"]
+mod shared;
 mod token;
