@@ -69,12 +69,9 @@ impl KeyCache {
         None
     }
 
-    /// Keep `handle` (unwrapped from `record`), making room if needed.
+    /// Keep `handle` (unwrapped from `record`), making room if needed. Only
+    /// for an enabled cache.
     pub fn insert(&mut self, session: &Session, record: RecordKey, handle: ObjectHandle) {
-        if !self.enabled() {
-            let _ = session.destroy_object(handle);
-            return;
-        }
         let lifetime = self.limits.lifetime;
         let expired: Vec<RecordKey> = self
             .entries

@@ -374,8 +374,12 @@ pub(crate) fn verify(
     // The binding is checked on every use, cached key or not.
     check_binding(session, &pair, owner, sealed)?;
     let steps = policy.candidate_steps(now).count() as u64;
-    let record = (sealed.key_version, sealed.blob.clone());
-    if let Some(handle) = cache.get(session, &record) {
+    let record = cache
+        .enabled()
+        .then(|| (sealed.key_version, sealed.blob.clone()));
+    if let Some(record) = &record
+        && let Some(handle) = cache.get(session, record)
+    {
         match codes_match(session, handle, sealed.algorithm, code, policy, now) {
             Ok(matched) => {
                 // C_Verify, one C_Sign per step.
@@ -384,7 +388,7 @@ pub(crate) fn verify(
                 return Ok(matched);
             }
             // A kept handle that no longer works: forget it, unwrap anew.
-            Err(_) => cache.remove(session, &record),
+            Err(_) => cache.remove(session, record),
         }
     }
     let seed_key = unwrap_seed(session, &pair, sealed, false)?;
@@ -396,7 +400,7 @@ pub(crate) fn verify(
         policy,
         now,
     )?;
-    if cache.enabled() {
+    if let Some(record) = record {
         cache.insert(session, record, seed_key.keep());
         // C_Verify, C_UnwrapKey, C_GetAttributeValue, one C_Sign per step.
         count_calls(3 + steps);

@@ -37,23 +37,31 @@ pub async fn page(
         .db(move |store| store.authenticators_of(user_id))
         .await?
         .len();
-    let mut grants = Vec::new();
-    for grant in state.gatehouse.grants_of(user.id).await? {
-        let client_id = grant.client_id.clone();
-        let client = state
+    let live = state.gatehouse.grants_of(user.id).await?;
+    let names: std::collections::HashMap<String, String> = if live.is_empty() {
+        Default::default()
+    } else {
+        state
             .gatehouse
-            .db(move |store| store.client(&client_id))
+            .db(|store| store.clients())
             .await?
-            .map(|client| client.name)
-            .unwrap_or(grant.client_id);
-        grants.push(GrantView {
+            .into_iter()
+            .map(|client| (client.client_id, client.name))
+            .collect()
+    };
+    let grants = live
+        .into_iter()
+        .map(|grant| GrantView {
+            client: names
+                .get(&grant.client_id)
+                .cloned()
+                .unwrap_or(grant.client_id),
             public_id: grant.public_id,
-            client,
             since: utc(grant.created_at),
             last_used: utc(grant.last_used_at),
             mfa: grant.mfa,
-        });
-    }
+        })
+        .collect();
     let notice = if query.password_changed.is_some() {
         Some("Your password has been changed.".to_owned())
     } else {

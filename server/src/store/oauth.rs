@@ -253,13 +253,15 @@ impl Store {
 
     // ----- authorization requests -----
 
-    pub fn create_authorization(&self, new: &NewAuthorization) -> Result<i64> {
+    /// Store a new request; false (and nothing stored) when one of its
+    /// unique values, in practice a device flow's user code, is taken.
+    pub fn create_authorization(&self, new: &NewAuthorization) -> Result<bool> {
         let connection = self.connection();
         connection.execute(
             "DELETE FROM oauth_authorizations WHERE expires_at < ?1",
             [new.created_at.saturating_sub(AUTHORIZATION_RETENTION)],
         )?;
-        connection.execute(
+        let inserted = connection.execute(
             "INSERT INTO oauth_authorizations (public_id, flow, client_id, scope, redirect_uri, state,
                 code_challenge, device_code_hash, user_code, poll_interval, status, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?12)",
@@ -277,8 +279,16 @@ impl Store {
                 new.created_at,
                 new.expires_at
             ],
-        )?;
-        Ok(connection.last_insert_rowid())
+        );
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(rusqlite::Error::SqliteFailure(error, _))
+                if error.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     fn authorization_where(

@@ -218,8 +218,14 @@ impl Gatehouse {
             created_at: now,
             expires_at: now + REQUEST_LIFETIME,
         };
-        self.db(move |store| store.create_authorization(&new))
-            .await?;
+        if !self
+            .db(move |store| store.create_authorization(&new))
+            .await?
+        {
+            return Err(
+                DomainError::Internal("an authorization id was drawn twice".to_owned()).into(),
+            );
+        }
         Ok(public_id)
     }
 
@@ -252,17 +258,16 @@ impl Gatehouse {
                 created_at: now,
                 expires_at: now + REQUEST_LIFETIME,
             };
-            match self.db(move |store| store.create_authorization(&new)).await {
-                Ok(_) => {
-                    return Ok(DeviceStart {
-                        device_code,
-                        user_code: format_code(&user_code),
-                        expires_in: REQUEST_LIFETIME,
-                        interval: POLL_INTERVAL,
-                    });
-                }
-                Err(DomainError::Internal(cause)) if cause.contains("UNIQUE") => continue,
-                Err(error) => return Err(error.into()),
+            if self
+                .db(move |store| store.create_authorization(&new))
+                .await?
+            {
+                return Ok(DeviceStart {
+                    device_code,
+                    user_code: format_code(&user_code),
+                    expires_in: REQUEST_LIFETIME,
+                    interval: POLL_INTERVAL,
+                });
             }
         }
         Err(DomainError::Internal("could not pick a free user code".to_owned()).into())
