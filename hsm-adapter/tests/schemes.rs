@@ -276,4 +276,25 @@ fn every_scheme_seals_and_verifies_side_by_side_and_rewraps_to_the_current_one()
             "unwrapped and destroyed every time"
         );
     }
+    drop(vault);
+
+    // The cache is bounded: with room for one key, a second authenticator
+    // pushes the first out (its key destroyed), so the first unwraps again.
+    let mut config = VaultConfig::new(ModuleConfig::softhsm_dir(dir.path()), LABEL, secret(PIN));
+    config.workers = 1;
+    config.hot_keys = HotKeys {
+        capacity: 1,
+        lifetime: std::time::Duration::from_secs(600),
+    };
+    let vault = Vault::open(config).unwrap();
+    let (first, second) = (&records[0], &records[1]);
+    let cost = |record: &Record| {
+        let start = calls(&vault);
+        verify(&vault, &record.owner, &record.sealed, &record.code).unwrap();
+        calls(&vault) - start
+    };
+    assert_eq!(cost(first), 6, "unwrapped, then kept");
+    assert_eq!(cost(first), 4, "kept");
+    assert_eq!(cost(second), 6, "unwrapped; the first key makes room");
+    assert_eq!(cost(first), 6, "pushed out, so unwrapped again");
 }

@@ -432,6 +432,41 @@ mod tests {
     }
 
     #[test]
+    fn public_url_comes_from_the_environment_and_must_be_an_address() {
+        let mut config = Config::default();
+        config
+            .apply_environment(|name| {
+                (name == "GATEHOUSE_PUBLIC_URL").then(|| "https://mfa.example.com".to_owned())
+            })
+            .unwrap();
+        assert_eq!(
+            config.public_url.as_deref(),
+            Some("https://mfa.example.com")
+        );
+        assert!(config.validate().is_ok());
+        for bad in [
+            "mfa.example.com",
+            "https://mfa.example.com/?x=1",
+            "ftp://mfa",
+        ] {
+            config.public_url = Some(bad.to_owned());
+            assert!(config.validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wrap_schemes_and_hot_keys_are_settings() {
+        let mut config: Config =
+            toml::from_str("[pkcs11]\nwrap_scheme = \"rsa-oaep\"\nhot_keys = 0\n").unwrap();
+        assert_eq!(config.wrap_scheme().unwrap(), Some(WrapScheme::RsaOaep));
+        assert_eq!(config.pkcs11.hot_keys, 0);
+        config.pkcs11.wrap_scheme = "auto".to_owned();
+        assert_eq!(config.wrap_scheme().unwrap(), None);
+        config.pkcs11.wrap_scheme = "rot13".to_owned();
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
     fn a_module_needs_a_pin_file() {
         let mut config = Config::default();
         config.pkcs11.module = Some("/usr/lib/x.so".into());
